@@ -1,0 +1,207 @@
+"""`Functional`: a model defined by a graph of layer calls on symbolic tensors.
+
+>>> inputs = Input(shape=(784,))
+>>> outputs = Dense(10)(Dense(64, activation="relu")(inputs))
+>>> model = Model(inputs, outputs)      # a Functional
+"""
+from lamina import backend
+from lamina.engine import keras_tensor as kt
+from lamina.engine.input_layer import InputLayer
+from lamina.engine.keras_tensor import KerasTensor
+from lamina.engine.model import Model
+
+
+def map_graph(inputs, outputs):
+    """Walk the graph back from `outputs`: (nodes in execution order, layers in Keras order).
+
+    Layers are ordered by decreasing depth (inputs deepest), ties broken by the order in which
+    a depth-first walk from the outputs first reaches them, which is Keras's own rule.
+    """
+    finished, in_progress = set(), set()
+    nodes_in_order, layer_index = [], {}
+
+    def visit(tensor):
+        layer, node_index, _ = tensor._keras_history
+        node = layer._inbound_nodes[node_index]
+        if id(node) in finished:
+            return
+        if id(node) in in_progress:
+            raise ValueError(f"Cycle detected in the graph at layer '{layer.name}'.")
+        layer_index.setdefault(layer, len(layer_index))
+        in_progress.add(id(node))
+        for parent in node.input_tensors:
+            visit(parent)
+        in_progress.discard(id(node))
+        finished.add(id(node))
+        nodes_in_order.append(node)
+
+    for tensor in outputs:
+        visit(tensor)
+
+    node_depth, layer_depth = {}, {}
+    for node in reversed(nodes_in_order):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(node.layer, 0))
+        layer_depth[node.layer] = depth
+        node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+
+    for tensor in inputs:
+        layer = tensor._keras_history[0]
+        if layer not in layer_depth:
+            layer_depth[layer] = 0
+            layer_index[layer] = -1
+            nodes_in_order.insert(0, layer._inbound_nodes[0])
+            node_depth[id(layer._inbound_nodes[0])] = 0
+
+    nodes = sorted(nodes_in_order, key=lambda n: -node_depth[id(n)])  # stable: keeps DFS order
+    layers = sorted(layer_depth, key=lambda layer: (-layer_depth[layer], layer_index[layer]))
+
+    computable = {id(t) for t in inputs}
+    for node in nodes:
+        if node.is_input:
+            if id(node.output_tensors[0]) not in computable:
+                raise ValueError(
+                    f"Graph disconnected: cannot find the value of tensor {node.output_tensors[0]} "
+                    f"at layer '{node.layer.name}'. The following model inputs were accessed "
+                    f"without problem: {[t.name for t in inputs]}")
+            continue
+        for tensor in node.input_tensors:
+            if id(tensor) not in computable:
+                raise ValueError(
+                    f"Graph disconnected: cannot obtain value for tensor {tensor} at layer "
+                    f"'{node.layer.name}'. The following previous layers were accessed without "
+                    f"issue: {[l.name for l in layers if layer_depth[l] > layer_depth[node.layer]]}")
+        computable.update(id(t) for t in node.output_tensors)
+    return nodes, layers
+
+
+class Functional(Model):
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if inputs is None:
+            inputs = kwargs.pop("input", None)
+        if outputs is None:
+            outputs = kwargs.pop("output", None)
+        if inputs is None or outputs is None:
+            raise ValueError("A functional model needs `inputs` and `outputs`. Received: "
+                             f"inputs={inputs}, outputs={outputs}")
+        super().__init__(name=name or backend.unique_name("functional"), trainable=trainable,
+                         **kwargs)
+        for tensor in kt.flatten(inputs) + kt.flatten(outputs):
+            if not isinstance(tensor, KerasTensor) or tensor._keras_history is None:
+                raise ValueError("All `inputs` and `outputs` of a functional model must be "
+                                 f"symbolic tensors from `keras.Input` and layer calls. "
+                                 f"Received: {tensor!r}")
+        self._input_struct, self._output_struct = inputs, outputs
+        self._inputs = kt.flatten(inputs)
+        self._outputs = kt.flatten(outputs)
+        nodes, layers = map_graph(self._inputs, self._outputs)
+        self._nodes = [n for n in nodes if not n.is_input]
+        self._graph_layers = layers
+        self._plan = self._make_plan()
+        self.built = True
+        self._batch_input_shape = None
+
+    # --------------------------------------------------------------- structure
+    @property
+    def layers(self):
+        return list(self._graph_layers)
+
+    def _sublayers(self):
+        return list(self._graph_layers)
+
+    @property
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return list(self._outputs)
+
+    @property
+    def input_names(self):
+        return [t._keras_history[0].name for t in self._inputs]
+
+    @property
+    def output_names(self):
+        if isinstance(self._output_struct, dict):
+            return sorted(self._output_struct)
+        return [t._keras_history[0].name for t in self._outputs]
+
+    @property
+    def input(self):
+        return self._input_struct
+
+    @property
+    def output(self):
+        return self._output_struct
+
+    @property
+    def input_shape(self):
+        return kt.map_structure(lambda t: t.shape, self._input_struct)
+
+    @property
+    def output_shape(self):
+        return kt.map_structure(lambda t: t.shape, self._output_struct)
+
+    # --------------------------------------------------------------- execution
+    def _make_plan(self):
+        index = {id(t): i for i, t in enumerate(self._inputs)}
+        plan = []
+        for node in self._nodes:
+            in_ids = [index[id(t)] for t in node.input_tensors]
+            simple = (len(node.call_args) == 1 and isinstance(node.call_args[0], KerasTensor)
+                      and not node.call_kwargs)
+            for t in node.output_tensors:
+                index[id(t)] = len(index)
+            out_ids = [index[id(t)] for t in node.output_tensors]
+            plan.append((node.layer, simple, in_ids, node, out_ids))
+        self._output_ids = [index[id(t)] for t in self._outputs]
+        self._slot_count = len(index)
+        return plan
+
+    def _flatten_inputs(self, inputs):
+        if isinstance(inputs, dict):
+            if isinstance(self._input_struct, dict):
+                missing = set(self._input_struct) - set(inputs)
+                if missing:
+                    raise ValueError(f"Model '{self.name}' is missing inputs {sorted(missing)}; "
+                                     f"received keys {sorted(inputs)}.")
+                return kt.flatten({k: inputs[k] for k in self._input_struct})
+            names = self.input_names
+            unknown = set(inputs) - set(names)
+            if unknown or len(inputs) != len(names):
+                raise ValueError(f"Model '{self.name}' expects inputs named {names}; received a "
+                                 f"dict with keys {sorted(inputs)}.")
+            return [inputs[n] for n in names]
+        flat = kt.flatten(inputs)
+        if len(flat) != len(self._inputs):
+            raise ValueError(f"Model '{self.name}' expects {len(self._inputs)} input(s), but it "
+                             f"received {len(flat)} input tensors.")
+        return flat
+
+    def call(self, inputs, training=None, mask=None):
+        values = [None] * self._slot_count
+        flat = self._flatten_inputs(inputs)
+        for i, (x, spec) in enumerate(zip(flat, self._inputs)):
+            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+                from lamina.engine.layer import _to_tensor
+                x = _to_tensor(x, spec.dtype)
+            values[i] = x
+        for layer, simple, in_ids, node, out_ids in self._plan:
+            if simple:
+                outputs = layer(values[in_ids[0]])
+            else:
+                args = kt.pack_like((node.call_args, node.call_kwargs),
+                                    [values[i] for i in in_ids])
+                outputs = layer(*args[0], **args[1])
+            if len(out_ids) == 1:
+                values[out_ids[0]] = outputs if not isinstance(outputs, (list, tuple)) else outputs[0]
+            else:
+                for i, value in zip(out_ids, kt.flatten(outputs)):
+                    values[i] = value
+        results = [values[i] for i in self._output_ids]
+        return kt.pack_like(self._output_struct, results)
+
+    def compute_output_shape(self, input_shape):
+        return self.output_shape

@@ -1,0 +1,80 @@
+"""Symbolic tensors: what `Input()` returns and what layers called on it return.
+
+A `KerasTensor` has a shape (with `None` for unknown sizes), a dtype name and a history
+`(layer, node_index, tensor_index)` telling which layer call produced it.
+"""
+from lamina import backend
+
+
+class KerasTensor:
+    def __init__(self, shape, dtype="float32", name=None, sparse=False):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = backend.standardize_dtype(dtype)
+        self.name = name
+        self.sparse = sparse
+        self._keras_history = None
+        self._keras_mask = None
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __len__(self):
+        raise TypeError("A symbolic KerasTensor has no length; use `x.shape[0]` instead.")
+
+    def __iter__(self):
+        raise TypeError("A symbolic KerasTensor cannot be iterated over.")
+
+    def __bool__(self):
+        raise TypeError("A symbolic KerasTensor cannot be used as a Python boolean.")
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
+def is_keras_tensor(x):
+    return isinstance(x, KerasTensor)
+
+
+def flatten(structure):
+    """Leaves of a nested list/tuple/dict structure, in order (dicts by sorted key)."""
+    if isinstance(structure, dict):
+        return [leaf for key in sorted(structure) for leaf in flatten(structure[key])]
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in flatten(item)]
+    return [structure]
+
+
+def pack_like(structure, leaves):
+    """Rebuild `structure` with `leaves` (the inverse of `flatten`)."""
+    leaves = iter(leaves)
+
+    def rebuild(s):
+        if isinstance(s, dict):
+            return {key: rebuild(s[key]) for key in sorted(s)}
+        if isinstance(s, (list, tuple)):
+            return type(s)(rebuild(item) for item in s) if isinstance(s, list) else tuple(
+                rebuild(item) for item in s)
+        return next(leaves)
+
+    return rebuild(structure)
+
+
+def map_structure(fn, structure):
+    return pack_like(structure, [fn(x) for x in flatten(structure)])
+
+
+def any_symbolic(structure):
+    if isinstance(structure, KerasTensor):
+        return True
+    if isinstance(structure, (list, tuple)):
+        return any(any_symbolic(x) for x in structure)
+    if isinstance(structure, dict):
+        return any(any_symbolic(x) for x in structure.values())
+    return False

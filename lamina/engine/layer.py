@@ -1,0 +1,610 @@
+"""`Layer`: the Keras layer contract on top of `torch.nn.Module`.
+
+A layer builds its weights on the first call, from the input shape; called on symbolic
+`KerasTensor`s it records a `Node` and infers output shapes without real arithmetic; called on
+tensors it runs `call`. Weights are `nn.Parameter`s (trainable) or buffers (non-trainable
+state), stored in whatever layout the torch kernel wants; `get_weights`/`set_weights` speak
+Keras's layout through each weight's `layout` permutation.
+
+>>> class Linear(Layer):
+...     def __init__(self, units, **kwargs):
+...         super().__init__(**kwargs)
+...         self.units = units
+...     def build(self, input_shape):
+...         self.w = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+...     def call(self, inputs):
+...         return inputs @ self.w
+"""
+import inspect
+
+import numpy as np
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+from lamina import backend
+from lamina.engine import keras_tensor as kt
+from lamina.engine.keras_tensor import KerasTensor
+from lamina.engine.node import Node
+
+_ALLOWED_KWARGS = {"input_dim", "input_shape", "batch_input_shape", "batch_size", "weights",
+                   "input_length"}
+
+
+class _CallContext:
+    """State of the outermost layer call: the `training` flag and the losses added inside."""
+    depth = 0
+    training = None
+    losses = []
+
+
+class _Weight:
+    """Bookkeeping for one weight: Keras name, trainability, regularizer, constraint, layout."""
+    __slots__ = ("key", "name", "trainable", "regularizer", "constraint", "layout")
+
+    def __init__(self, key, name, trainable, regularizer, constraint, layout):
+        self.key, self.name, self.trainable = key, name, trainable
+        self.regularizer, self.constraint, self.layout = regularizer, constraint, layout
+
+
+class InputSpec:
+    """What a layer accepts: `ndim`, `min_ndim`, `max_ndim`, fixed `axes` sizes."""
+
+    def __init__(self, ndim=None, min_ndim=None, max_ndim=None, axes=None, shape=None,
+                 dtype=None, allow_last_axis_squeeze=False, name=None):
+        self.ndim, self.min_ndim, self.max_ndim = ndim, min_ndim, max_ndim
+        self.axes = dict(axes or {})
+        self.shape, self.dtype, self.name = shape, dtype, name
+        if shape is not None:
+            self.ndim = len(shape)
+
+
+def _signature_params(fn):
+    return inspect.signature(fn).parameters
+
+
+class Layer(nn.Module):
+    """Base class of every lamina layer and model."""
+
+    def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True,
+                 name=None, **kwargs):
+        super().__init__()
+        unknown = set(kwargs) - _ALLOWED_KWARGS
+        if unknown:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                             f"{ {k: kwargs[k] for k in sorted(unknown)} }")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a string. Received: name={name!r}")
+        self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
+        self.dtype = backend.standardize_dtype(dtype)
+        self.autocast = autocast
+        self.built = False
+        self.supports_masking = False
+        self.input_spec = None
+        self._trainable = trainable
+        self._weight_records = []
+        self._inbound_nodes = []
+        self._outbound_nodes = []
+        self._own_losses = []
+        self._losses_call = -1
+        self.activity_regularizer = _get_regularizer(activity_regularizer)
+        self._initial_weights = kwargs.get("weights")
+        shape = kwargs.get("input_shape")
+        if kwargs.get("input_dim") is not None:
+            shape = (kwargs["input_dim"],)
+        if kwargs.get("batch_input_shape") is not None:
+            self._batch_input_shape = tuple(kwargs["batch_input_shape"])
+        elif shape is not None:
+            self._batch_input_shape = (kwargs.get("batch_size"),) + tuple(shape)
+        else:
+            self._batch_input_shape = None
+        self.training = False  # Keras calls run in inference mode unless told otherwise.
+
+    # ---------------------------------------------------------------- class-level facts
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        params = _signature_params(cls.call)
+        cls._call_takes_training = "training" in params
+        cls._call_takes_mask = "mask" in params
+        cls._call_arg_names = [p for p in params if p != "self"]
+        if "build" in cls.__dict__:
+            cls._build_arg_names = [p for p in _signature_params(cls.build) if p != "self"]
+
+    _call_takes_training = False
+    _call_takes_mask = False
+    _build_arg_names = ["input_shape"]
+
+    # ---------------------------------------------------------------- weights
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
+                   autocast=True, regularizer=None, constraint=None, aggregation="none",
+                   name=None, layout=None, **kwargs):
+        """Create a weight of Keras-layout `shape`; returns the torch tensor holding it.
+
+        `layout` is the permutation from Keras layout to the stored (torch) layout, e.g.
+        `(3, 2, 0, 1)` stores a Conv2D kernel `(kh, kw, in, out)` as `(out, in, kh, kw)`.
+        """
+        from lamina import constraints, initializers, regularizers
+
+        if isinstance(shape, str):  # Keras 2 order: add_weight(name, shape, ...)
+            name, shape = shape, initializer if not isinstance(initializer, str) else kwargs.pop("shape")
+            initializer = kwargs.pop("initializer", None)
+        if kwargs:
+            raise TypeError(f"add_weight() got unexpected arguments: {sorted(kwargs)}")
+        shape = tuple(int(d) for d in (shape or ()))
+        dtype = backend.standardize_dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if backend.is_float_dtype(dtype) else "zeros"
+        with unset_fake_temporarily():  # weights are real even when built during inference
+            value = initializers.get(initializer)(shape, dtype=dtype)
+            value = torch.as_tensor(value, dtype=backend.torch_dtype(dtype)).to(backend.device())
+            if layout is not None:
+                value = value.permute(*layout)
+            value = value.contiguous()
+        name = name or f"variable_{len(self._weight_records)}"
+        key = name if _free_attr(self, name) else f"{name}_{len(self._weight_records)}"
+        if trainable:
+            tensor = nn.Parameter(value, requires_grad=self._trainable
+                                  and backend.is_float_dtype(dtype))
+            self.register_parameter(key, tensor)
+        else:
+            tensor = value
+            self.register_buffer(key, tensor)
+        self._weight_records.append(_Weight(key, name, trainable, regularizers.get(regularizer),
+                                            constraints.get(constraint), layout))
+        return tensor
+
+    def __setattr__(self, attr, value):
+        if isinstance(value, torch.Tensor) and "_weight_records" in self.__dict__:
+            for record in self._weight_records:
+                if record.key != attr and getattr(self, record.key, None) is value:
+                    # A weight assigned to an attribute is re-keyed under that attribute.
+                    store = self._parameters if record.trainable else self._buffers
+                    del store[record.key]
+                    record.key = attr
+                    if attr in self.__dict__:
+                        del self.__dict__[attr]
+                    store[attr] = value
+                    return
+        if isinstance(value, list) and value and all(isinstance(v, nn.Module) for v in value):
+            value = nn.ModuleList(value)
+        elif (isinstance(value, dict) and value and all(isinstance(k, str) for k in value)
+              and all(isinstance(v, nn.Module) for v in value.values())):
+            value = nn.ModuleDict(value)
+        super().__setattr__(attr, value)
+
+    def _own_weights(self, trainable):
+        return [getattr(self, r.key) for r in self._weight_records if r.trainable == trainable]
+
+    def _sublayers(self):
+        """Direct sub-layers, in attribute order (lists and dicts of layers flattened)."""
+        found = []
+
+        def visit(module):
+            for child in module.children():
+                if isinstance(child, Layer):
+                    found.append(child)
+                elif isinstance(child, (nn.ModuleList, nn.ModuleDict, nn.Sequential)):
+                    visit(child)
+        visit(self)
+        return found
+
+    def _flatten_layers(self, include_self=True):
+        """This layer and all nested layers, depth first, each once."""
+        seen, out = set(), []
+
+        def visit(layer):
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            out.append(layer)
+            for sub in layer._sublayers():
+                visit(sub)
+        visit(self)
+        return out if include_self else out[1:]
+
+    def _weight_slots(self):
+        """(layer, record) for every weight, in `weights` order."""
+        slots = [(self, r) for r in self._weight_records if r.trainable]
+        slots += [(self, r) for r in self._weight_records if not r.trainable]
+        seen = {id(getattr(self, r.key)) for r in self._weight_records}
+        for sub in self._sublayers():
+            for layer, record in sub._weight_slots():
+                tensor_id = id(getattr(layer, record.key))
+                if tensor_id not in seen:
+                    seen.add(tensor_id)
+                    slots.append((layer, record))
+        return slots
+
+    @property
+    def weights(self):
+        return [getattr(layer, r.key) for layer, r in self._weight_slots()]
+
+    @property
+    def variables(self):
+        return self.weights
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [getattr(layer, r.key) for layer, r in self._weight_slots()
+                if r.trainable and layer.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [getattr(layer, r.key) for layer, r in self._weight_slots()
+                if not (r.trainable and layer.trainable)]
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        value = bool(value)
+        for layer in self._flatten_layers():
+            layer._trainable = value
+            for r in layer._weight_records:
+                if r.trainable:
+                    tensor = getattr(layer, r.key)
+                    tensor.requires_grad_(value and tensor.is_floating_point())
+
+    def get_weights(self):
+        """The weights as numpy arrays, in Keras layout and order."""
+        return [_to_keras_layout(getattr(layer, r.key), r.layout)
+                for layer, r in self._weight_slots()]
+
+    def set_weights(self, weights):
+        slots = self._weight_slots()
+        weights = list(weights)
+        if len(weights) != len(slots):
+            raise ValueError(
+                f"You called `set_weights(weights)` on layer '{self.name}' with a weight list "
+                f"of length {len(weights)}, but the layer was expecting {len(slots)} weights.")
+        for (layer, record), value in zip(slots, weights):
+            layer._assign_weight(record, value)
+
+    def _assign_weight(self, record, value):
+        tensor = getattr(self, record.key)
+        value = np.asarray(value)
+        keras_shape = _keras_shape(tensor, record.layout)
+        if tuple(value.shape) != keras_shape:
+            raise ValueError(
+                f"Layer '{self.name}' weight '{record.name}' has shape {keras_shape}; "
+                f"received a value of shape {tuple(value.shape)}.")
+        new = torch.as_tensor(value, dtype=tensor.dtype)
+        if record.layout is not None:
+            new = new.permute(*record.layout)
+        with torch.no_grad():
+            tensor.copy_(new)
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer '{self.name}', but the "
+                             "layer isn't built. You can build it manually via: "
+                             f"`{self.name}.build(batch_input_shape)`.")
+        return int(sum(np.prod(tuple(w.shape)) for w in self.weights))
+
+    # ---------------------------------------------------------------- losses
+    def add_loss(self, loss):
+        """Add a scalar loss tensor; the trainer adds it to the total loss of this step."""
+        if self._losses_call != _CallContext.depth_id:
+            self._own_losses = []
+            self._losses_call = _CallContext.depth_id
+        self._own_losses.append(loss)
+        if _CallContext.depth:
+            _CallContext.losses.append(loss)
+
+    @property
+    def losses(self):
+        """Losses from the latest call (`add_loss`) and the weights' regularizers."""
+        out = []
+        for layer in self._flatten_layers():
+            if layer._losses_call == _CallContext.depth_id:
+                out.extend(layer._own_losses)
+        out.extend(self._regularization_losses())
+        return out
+
+    def _regularization_losses(self):
+        out = []
+        for layer in self._flatten_layers():
+            for r in layer._weight_records:
+                if r.regularizer is not None:
+                    out.append(r.regularizer(_keras_view(getattr(layer, r.key), r.layout)))
+        return out
+
+    # ---------------------------------------------------------------- building
+    def build(self, input_shape=None):
+        self.built = True
+
+    def _maybe_build(self, args, kwargs):
+        if self.built:
+            return
+        shapes = {}
+        for i, name in enumerate(self._call_arg_names):
+            value = args[i] if i < len(args) else kwargs.get(name)
+            if value is not None:
+                shapes[f"{name}_shape"] = kt.map_structure(_shape_of, value)
+        first = kt.map_structure(_shape_of, args[0]) if args else None
+        build_names = self._build_arg_names
+        if len(build_names) > 1 and all(n in shapes for n in build_names if n != "kwargs"):
+            self.build(**{n: shapes[n] for n in build_names if n in shapes})
+        else:
+            self.build(first)
+        self.built = True
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    # ---------------------------------------------------------------- calling
+    def forward(self, *args, **kwargs):
+        if kt.any_symbolic(args) or kt.any_symbolic(kwargs):
+            return self._symbolic_call(args, kwargs)
+        if args and not isinstance(args[0], torch.Tensor):
+            args = (_to_tensor(args[0], self.dtype),) + args[1:]
+        if not self.built:
+            self._check_input_spec(args[0] if args else None)
+            self._maybe_build(args, kwargs)
+        training = kwargs.get("training")
+        if self._call_takes_training:
+            if training is None:
+                training = (_CallContext.training if _CallContext.training is not None
+                            else self.training)
+            kwargs["training"] = training
+        elif "training" in kwargs:
+            del kwargs["training"]
+        if self._call_takes_mask and kwargs.get("mask") is None and args:
+            mask = getattr(args[0], "_keras_mask", None)
+            if mask is not None:
+                kwargs["mask"] = mask
+        outer = _CallContext.depth == 0
+        if outer:
+            _CallContext.depth_id += 1
+            _CallContext.losses = []
+        previous = _CallContext.training
+        _CallContext.training = training
+        _CallContext.depth += 1
+        try:
+            outputs = self.call(*args, **kwargs)
+        finally:
+            _CallContext.depth -= 1
+            _CallContext.training = previous
+        if self.activity_regularizer is not None:
+            for out in kt.flatten(outputs):
+                self.add_loss(self.activity_regularizer(out) / out.shape[0])
+        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+            mask = kwargs.get("mask", getattr(args[0], "_keras_mask", None) if args else None)
+            out_mask = self.compute_mask(args[0] if args else None, mask)
+            if out_mask is not None and isinstance(outputs, torch.Tensor):
+                outputs._keras_mask = out_mask
+        return outputs
+
+    def call(self, inputs, *args, **kwargs):
+        return inputs
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.supports_masking else None
+
+    def compute_output_shape(self, input_shape):
+        raise NotImplementedError
+
+    def _check_input_spec(self, inputs):
+        spec = self.input_spec
+        if spec is None or isinstance(spec, (list, tuple)) or inputs is None:
+            return
+        shape = tuple(inputs.shape)
+        ndim = len(shape)
+        if spec.ndim is not None and ndim != spec.ndim:
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
+                             f"expected ndim={spec.ndim}, found ndim={ndim}. "
+                             f"Full shape received: {shape}")
+        if spec.min_ndim is not None and ndim < spec.min_ndim:
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
+                             f"expected min_ndim={spec.min_ndim}, found ndim={ndim}. "
+                             f"Full shape received: {shape}")
+        if spec.max_ndim is not None and ndim > spec.max_ndim:
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
+                             f"expected max_ndim={spec.max_ndim}, found ndim={ndim}. "
+                             f"Full shape received: {shape}")
+        for axis, size in spec.axes.items():
+            if size is not None and shape[axis] not in (size, None):
+                raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
+                                 f"expected axis {axis} of input shape to have value {size}, "
+                                 f"but received input with shape {shape}")
+
+    def _symbolic_call(self, args, kwargs):
+        kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+        self._check_input_spec(args[0] if args and isinstance(args[0], KerasTensor) else None)
+        self._maybe_build(args, kwargs)
+        outputs, out_mask = _infer_outputs(self, args, kwargs)
+        for i, tensor in enumerate(kt.flatten(outputs)):
+            tensor.name = self.name if i == 0 else f"{self.name}_{i}"
+        if out_mask is not None and isinstance(outputs, KerasTensor):
+            outputs._keras_mask = out_mask
+        Node(self, args, kwargs, outputs)
+        return outputs
+
+    # ---------------------------------------------------------------- nodes
+    def _node_attr(self, index, attr, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer '{self.name}' has never been called and thus has no "
+                                 f"defined {what}.")
+        if not 0 <= index < len(self._inbound_nodes):
+            raise ValueError(f"Asked to get {what} at node {index}, but the layer has only "
+                             f"{len(self._inbound_nodes)} inbound nodes.")
+        node = self._inbound_nodes[index]
+        values = node.input_tensors if attr == "input" else node.output_tensors
+        if attr == "input" and node.is_input:
+            values = node.output_tensors
+        return values[0] if len(values) == 1 else list(values)
+
+    def _single_node(self, what):
+        if len(self._inbound_nodes) > 1:
+            raise AttributeError(
+                f"Layer {self.name} has multiple inbound nodes, hence the notion of "
+                f'"layer {what}" is ill-defined. Use `get_{what}_at(node_index)` instead.')
+        return 0
+
+    def get_input_at(self, node_index):
+        return self._node_attr(node_index, "input", "input")
+
+    def get_output_at(self, node_index):
+        return self._node_attr(node_index, "output", "output")
+
+    def get_input_shape_at(self, node_index):
+        return kt.map_structure(lambda t: t.shape, self.get_input_at(node_index))
+
+    def get_output_shape_at(self, node_index):
+        return kt.map_structure(lambda t: t.shape, self.get_output_at(node_index))
+
+    @property
+    def input(self):
+        return self._node_attr(self._single_node("input"), "input", "input")
+
+    @property
+    def output(self):
+        return self._node_attr(self._single_node("output"), "output", "output")
+
+    @property
+    def input_shape(self):
+        return self.get_input_shape_at(self._single_node("input_shape"))
+
+    @property
+    def output_shape(self):
+        return self.get_output_shape_at(self._single_node("output_shape"))
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_build_config(self):
+        if self._inbound_nodes and self._inbound_nodes[0].input_tensors:
+            shapes = self._inbound_nodes[0].input_shapes
+            return {"input_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes]}
+        return None
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    def extra_repr(self):
+        return f"name={self.name!r}"
+
+
+_CallContext.depth_id = 0
+
+
+def _free_attr(module, name):
+    return name.isidentifier() and not hasattr(module, name)
+
+
+def _get_regularizer(identifier):
+    if identifier is None:
+        return None
+    from lamina import regularizers
+    return regularizers.get(identifier)
+
+
+def _shape_of(x):
+    if isinstance(x, (KerasTensor, torch.Tensor, np.ndarray)):
+        return tuple(x.shape)
+    return x
+
+
+def _to_tensor(x, dtype):
+    if isinstance(x, (list, tuple, dict)):
+        return kt.map_structure(lambda v: _to_tensor(v, dtype), x)
+    if isinstance(x, torch.Tensor) or x is None:
+        return x
+    array = np.asarray(x)
+    if array.dtype.kind == "f":
+        return torch.as_tensor(array, dtype=backend.torch_dtype(dtype), device=backend.device())
+    return torch.as_tensor(array, device=backend.device())
+
+
+def _keras_view(tensor, layout):
+    if layout is None:
+        return tensor
+    return tensor.permute(*np.argsort(layout).tolist())
+
+
+def _keras_shape(tensor, layout):
+    return tuple(_keras_view(tensor, layout).shape)
+
+
+def _to_keras_layout(tensor, layout):
+    return _keras_view(tensor.detach(), layout).cpu().numpy().copy()
+
+
+# -------------------------------------------------------------------- shape inference
+_PROBE_SIZES = (83, 89)
+
+
+def _fake_inputs(structure, size, mode):
+    def make(x):
+        if not isinstance(x, KerasTensor):
+            return x
+        shape = [size if d is None else d for d in x.shape]
+        with mode:
+            return torch.zeros(shape, dtype=backend.torch_dtype(x.dtype))
+    return kt.map_structure(make, structure)
+
+
+def _run_probe(layer, args, kwargs, size):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    fargs = _fake_inputs(args, size, mode)
+    fkwargs = _fake_inputs(kwargs, size, mode)
+    masks = [getattr(a, "_keras_mask", None) for a in kt.flatten(args)]
+    with mode:
+        if layer._call_takes_mask and "mask" not in fkwargs and any(m is not None for m in masks):
+            mask = masks[0] if len(masks) == 1 else masks
+            fkwargs["mask"] = _fake_inputs(mask, size, mode)
+        if layer._call_takes_training:
+            fkwargs["training"] = False
+        out = layer.call(*fargs, **fkwargs)
+        out_mask = None
+        if layer.supports_masking or type(layer).compute_mask is not Layer.compute_mask:
+            first = fargs[0] if fargs else None
+            out_mask = layer.compute_mask(first, fkwargs.get("mask"))
+    return out, out_mask
+
+
+def _infer_outputs(layer, args, kwargs):
+    """Output KerasTensors of `layer` on symbolic inputs, via torch's fake tensors."""
+    has_unknown = any(d is None for t in kt.flatten((args, kwargs)) if isinstance(t, KerasTensor)
+                      for d in t.shape)
+    try:
+        first, mask = _run_probe(layer, args, kwargs, _PROBE_SIZES[0])
+        second = _run_probe(layer, args, kwargs, _PROBE_SIZES[1])[0] if has_unknown else first
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001 - re-raised with the layer named
+        if isinstance(error, (ValueError, TypeError)):
+            raise
+        raise ValueError(f"Exception encountered when calling layer '{layer.name}' "
+                         f"({type(layer).__name__}) on symbolic inputs: {error}") from error
+
+    def symbolic(a, b):
+        shape = tuple(da if da == db else None for da, db in zip(a.shape, b.shape))
+        return KerasTensor(shape, dtype=backend.standardize_dtype(a.dtype))
+
+    outputs = kt.pack_like(first, [symbolic(a, b) for a, b in
+                                   zip(kt.flatten(first), kt.flatten(second))])
+    out_mask = None
+    if isinstance(mask, torch.Tensor):
+        out_mask = KerasTensor(tuple(None if i == 0 else d for i, d in enumerate(mask.shape)),
+                               dtype=backend.standardize_dtype(mask.dtype))
+    return outputs, out_mask

@@ -1,0 +1,220 @@
+"""Turning what users pass to `fit`/`evaluate`/`predict` into batches on the device.
+
+In-memory arrays (numpy or torch, single or nested in lists/dicts) are moved to the device
+once and batched by indexing; generators, `PyDataset`/`Sequence` objects and torch
+`DataLoader`s are iterated and each batch is moved as it comes (pinned, non-blocking on GPU).
+"""
+import math
+
+import numpy as np
+import torch
+
+from lamina import backend
+from lamina.engine import keras_tensor as kt
+
+
+class PyDataset:
+    """Base class for datasets served batch by batch: implement `__len__` and `__getitem__`.
+
+    `__getitem__(index)` returns `(x, y)` or `(x, y, sample_weight)` for batch `index`;
+    `on_epoch_end()` runs after every epoch.
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers, self.use_multiprocessing = workers, use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+    def on_epoch_end(self):
+        pass
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+
+Sequence = PyDataset
+
+
+def to_device_tensor(value, device, cast_floats=True):
+    """A numpy array / tensor / number as a torch tensor on `device` (floats as floatx)."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        tensor = value
+    else:
+        array = np.asarray(value)
+        if array.dtype == object or array.dtype.kind in "USO":
+            raise TypeError(f"Data of dtype {array.dtype} cannot be converted to a tensor.")
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if cast_floats and tensor.is_floating_point():
+        tensor = tensor.to(backend.torch_dtype(backend.floatx()))
+    if tensor.device != device:
+        if device.type == "cuda" and tensor.device.type == "cpu":
+            tensor = tensor.pin_memory().to(device, non_blocking=True)
+        else:
+            tensor = tensor.to(device)
+    return tensor
+
+
+def structure_to_device(structure, device):
+    if structure is None:
+        return None
+    return kt.map_structure(lambda v: to_device_tensor(v, device), structure)
+
+
+def unpack_x_y_sample_weight(data):
+    if isinstance(data, (list, tuple)):
+        if len(data) == 1:
+            return data[0], None, None
+        if len(data) == 2:
+            return data[0], data[1], None
+        if len(data) == 3:
+            return data[0], data[1], data[2]
+        raise ValueError("Data is expected to be in format `x`, `(x,)`, `(x, y)`, or "
+                         f"`(x, y, sample_weight)`, found a tuple of length {len(data)}.")
+    return data, None, None
+
+
+def _num_samples(structure):
+    return [int(v.shape[0]) for v in kt.flatten(structure) if v is not None]
+
+
+def _is_array(value):
+    return isinstance(value, (np.ndarray, torch.Tensor, list, tuple, dict)) or np.isscalar(value)
+
+
+class ArrayAdapter:
+    """Batches in-memory arrays; the whole data set is moved to the device once."""
+
+    def __init__(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False,
+                 steps=None, device=None):
+        self.device = device or backend.device()
+        x = _as_array_structure(x)
+        y = _as_array_structure(y)
+        sample_weight = _as_array_structure(sample_weight)
+        sizes = {"x": _num_samples(x), "y": _num_samples(y) if y is not None else [],
+                 "sample_weight": _num_samples(sample_weight) if sample_weight is not None else []}
+        every = {n for v in sizes.values() for n in v}
+        if len(every) > 1:
+            detail = " ".join(f"'{k}' sizes: {', '.join(map(str, v))}" for k, v in sizes.items() if v)
+            raise ValueError("Data cardinality is ambiguous. Make sure all arrays contain the "
+                             f"same number of samples. {detail}")
+        self.num_samples = every.pop() if every else 0
+        self.x = structure_to_device(x, self.device)
+        self.y = structure_to_device(y, self.device)
+        self.sample_weight = structure_to_device(sample_weight, self.device)
+        self.batch_size = batch_size or 32
+        self.shuffle = shuffle
+        self.steps = steps or math.ceil(self.num_samples / self.batch_size)
+
+    def __iter__(self):
+        n, b = self.num_samples, self.batch_size
+        perm = None
+        if self.shuffle:
+            perm = torch.randperm(n, device=self.device)
+        for step in range(self.steps):
+            start = (step * b) % n if n else 0
+            stop = min(start + b, n)
+            if perm is None:
+                take = lambda v: v[start:stop]  # noqa: E731 - views, no copy
+            else:
+                index = perm[start:stop]
+                take = lambda v: v.index_select(0, index)  # noqa: E731
+            yield (kt.map_structure(take, self.x),
+                   None if self.y is None else kt.map_structure(take, self.y),
+                   None if self.sample_weight is None else kt.map_structure(take, self.sample_weight))
+
+    def on_epoch_end(self):
+        pass
+
+
+def _as_array_structure(data):
+    if data is None:
+        return None
+    if isinstance(data, (list, tuple)) and data and all(np.isscalar(v) for v in data):
+        return np.asarray(data)
+    return data
+
+
+class IterableAdapter:
+    """Generators, `PyDataset`/`Sequence` and torch `DataLoader`s; batches moved as they come."""
+
+    def __init__(self, data, steps=None, device=None):
+        self.device = device or backend.device()
+        self.data = data
+        self.is_dataset = isinstance(data, PyDataset) or (
+            hasattr(data, "__getitem__") and hasattr(data, "__len__")
+            and not isinstance(data, torch.utils.data.DataLoader))
+        self.is_loader = isinstance(data, torch.utils.data.DataLoader)
+        if steps is None and (self.is_dataset or self.is_loader):
+            steps = len(data)
+        self.steps = steps
+        self._iterator = None
+
+    def _source(self):
+        if self.is_dataset:
+            return (self.data[i] for i in range(len(self.data)))
+        if self.is_loader:
+            return iter(self.data)
+        if self._iterator is None:  # a plain generator is shared across epochs, as in Keras
+            self._iterator = iter(self.data)
+        return self._iterator
+
+    def __iter__(self):
+        source = self._source()
+        step = 0
+        while self.steps is None or step < self.steps:
+            try:
+                batch = next(source)
+            except StopIteration:
+                self._iterator = None
+                return
+            x, y, sw = unpack_x_y_sample_weight(batch)
+            yield (structure_to_device(x, self.device), structure_to_device(y, self.device),
+                   structure_to_device(sw, self.device))
+            step += 1
+
+    def on_epoch_end(self):
+        if self.is_dataset and hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()
+
+
+def get_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
+                device=None):
+    """The adapter for `x`: arrays, or an iterable of batches."""
+    if isinstance(x, (np.ndarray, torch.Tensor, dict)) or (
+            isinstance(x, (list, tuple)) and all(_is_array(v) for v in x)):
+        return ArrayAdapter(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
+                            steps=steps, device=device)
+    if y is not None or sample_weight is not None:
+        raise ValueError("`y` and `sample_weight` must not be passed when `x` is a generator, "
+                         "a `PyDataset` or a `DataLoader`: yield them from `x` instead. "
+                         f"Received: x={type(x).__name__}, y={type(y).__name__}")
+    if x is None or not hasattr(x, "__iter__") and not hasattr(x, "__getitem__"):
+        raise ValueError(f"Unrecognized data type: x={x!r} (of type {type(x)})")
+    return IterableAdapter(x, steps=steps, device=device)
+
+
+def split_validation(x, y, sample_weight, validation_split):
+    """Keras's `validation_split`: the last fraction of the arrays, taken before shuffling."""
+    if not isinstance(x, (np.ndarray, torch.Tensor, list, tuple, dict)):
+        raise ValueError("`validation_split` is only supported for arrays (numpy or torch), "
+                         f"not for data of type {type(x).__name__}.")
+    n = _num_samples(x)[0]
+    split_at = int(math.floor(n * (1.0 - validation_split)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(f"Training data contains {n} samples, which is not sufficient to split "
+                         f"it into a validation and training set as specified by "
+                         f"`validation_split={validation_split}`.")
+
+    def cut(structure, lo, hi):
+        return None if structure is None else kt.map_structure(lambda v: v[lo:hi], structure)
+
+    return ((cut(x, 0, split_at), cut(y, 0, split_at), cut(sample_weight, 0, split_at)),
+            (cut(x, split_at, n), cut(y, split_at, n), cut(sample_weight, split_at, n)))

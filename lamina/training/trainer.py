@@ -1,0 +1,381 @@
+"""The training loop behind `compile`/`fit`/`evaluate`/`predict`.
+
+One step function per mode, closed over the model, the resolved losses and metrics and the
+optimizer. Everything a step touches stays on the device: loss sums and metric states are
+tensors, read back only at epoch ends and when a callback asks for batch logs.
+"""
+import warnings
+
+import torch
+
+from lamina import backend
+from lamina import optimizers as optimizers_module
+from lamina.engine import keras_tensor as kt
+from lamina.engine.layer import _CallContext, _keras_view
+from lamina.training import data_adapter
+from lamina.training.compile_utils import (CompileLoss, CompileMetrics, flatten_outputs,
+                                           flatten_targets)
+
+
+class _MeanTracker:
+    """A running mean on the device; the count is a host integer (batch sizes are known)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.total = None
+        self.count = 0
+
+    def update(self, value, count):
+        value = value.detach() * count
+        self.total = value if self.total is None else self.total + value
+        self.count += count
+
+    def result(self):
+        return self.total / max(self.count, 1) if self.total is not None else torch.tensor(0.0)
+
+    def reset(self):
+        self.total, self.count = None, 0
+
+
+def model_device(model):
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return backend.device()
+
+
+def _batch_size(structure):
+    for leaf in kt.flatten(structure):
+        if leaf is not None and hasattr(leaf, "shape") and len(leaf.shape):
+            return int(leaf.shape[0])
+    return 1
+
+
+def _logs_to_floats(logs):
+    out = {}
+    for key, value in logs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            value = value.item() if value.numel() == 1 else value.numpy()
+        out[key] = value
+    return out
+
+
+def _resolve_verbose(verbose):
+    return 1 if verbose == "auto" else int(verbose)
+
+
+def _check_input_shapes(model, x):
+    """Compare a first batch with a functional model's declared input shapes (once per call)."""
+    try:
+        specs = model.inputs
+    except AttributeError:
+        return
+    flat = model._flatten_inputs(x) if hasattr(model, "_flatten_inputs") else kt.flatten(x)
+    for i, (value, spec) in enumerate(zip(flat, specs)):
+        shape = tuple(value.shape)
+        expected = spec.shape
+        if len(shape) != len(expected) or any(
+                e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
+            raise ValueError(f"Input {i} of layer '{model.name}' is incompatible with the layer: "
+                             f"expected shape={expected}, found shape={shape}")
+
+
+class Trainer:
+    def __init__(self, model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                 jit_compile=False, **kwargs):
+        unknown = set(kwargs) - {"auto_scale_loss", "sample_weight_mode", "target_tensors"}
+        if unknown:
+            raise TypeError(f"compile() got unexpected keyword arguments: {sorted(unknown)}")
+        self.model = model
+        self.optimizer = optimizers_module.get(optimizer)
+        names = list(model.output_names)
+        self.output_names = names
+        self.compile_loss = CompileLoss(loss, loss_weights, names) if loss is not None else None
+        self.compile_metrics = CompileMetrics(metrics, weighted_metrics, names)
+        self.loss_tracker = _MeanTracker("loss")
+        multi = self.compile_loss is not None and len(self.compile_loss.active) > 1
+        self.output_loss_trackers = ([_MeanTracker(f"{names[i]}_loss")
+                                      for i in self.compile_loss.active] if multi else [])
+        self.run_eagerly = run_eagerly
+        self.steps_per_execution = steps_per_execution
+        self.jit_compile = jit_compile
+        self._forward = self._forward_and_loss
+        self._prepared_for = None
+        self._class_weight = None
+
+    # ------------------------------------------------------------------ preparation
+    @property
+    def metrics(self):
+        return [self.loss_tracker] + self.output_loss_trackers + self.compile_metrics.metrics
+
+    def _prepare(self, training=True):
+        """Collect the trainable weights, regularizers and constraints once per call."""
+        model = self.model
+        if training:
+            trainable = [p for p in model.trainable_weights if p.requires_grad]
+            key = tuple(id(p) for p in trainable)
+            if key != self._prepared_for:
+                self.optimizer.build(trainable)
+                self._prepared_for = key
+        self._regularized, self._constrained = [], []
+        for layer in model._flatten_layers():
+            for record in layer._weight_records:
+                if record.regularizer is not None:
+                    self._regularized.append((layer, record))
+                if record.constraint is not None and record.trainable:
+                    self._constrained.append((layer, record))
+        if self.jit_compile and self._forward is self._forward_and_loss:
+            self._forward = _compile(self._forward_and_loss)
+
+    # ------------------------------------------------------------------ steps
+    def _sample_weights(self, y_flat, sample_weight):
+        if sample_weight is None:
+            weights = [None] * len(self.output_names)
+        elif isinstance(sample_weight, (dict, list, tuple)):
+            weights = flatten_targets(sample_weight, self.output_names, "sample_weight")
+        else:
+            weights = [sample_weight] * len(self.output_names)
+        if self._class_weight is not None:
+            labels = y_flat[0]
+            if labels.dim() > 1 and labels.shape[-1] > 1:
+                labels = labels.argmax(dim=-1)
+            cw = self._class_weight[labels.reshape(labels.shape[0], -1)[:, 0].long()]
+            weights = [cw if w is None else w * cw for w in weights]
+        return weights
+
+    def _forward_and_loss(self, x, y, sample_weight, training):
+        y_pred = self.model(x, training=training)
+        outputs = flatten_outputs(y_pred)
+        targets = flatten_targets(y, self.output_names)
+        weights = self._sample_weights(targets, sample_weight)
+        total, parts = (self.compile_loss(targets, outputs, weights)
+                        if self.compile_loss is not None else (None, []))
+        extra = list(_CallContext.losses)
+        for layer, record in self._regularized:
+            extra.append(record.regularizer(_keras_view(getattr(layer, record.key), record.layout)))
+        for value in extra:
+            total = value if total is None else total + value
+        if total is None:
+            raise ValueError(f"Model '{self.model.name}' has no loss to optimize: pass `loss` to "
+                             "`compile()` or call `self.add_loss()` in the model.")
+        return total, parts, targets, outputs, weights
+
+    def _record(self, total, parts, targets, outputs, weights, batch_size):
+        if self.compile_metrics.entries is None:
+            losses = self.compile_loss.losses if self.compile_loss else [None] * len(outputs)
+            self.compile_metrics.build(targets, outputs, losses, total.device)
+        with torch.no_grad():
+            self.loss_tracker.update(total, batch_size)
+            for tracker, value in zip(self.output_loss_trackers, parts):
+                tracker.update(value, batch_size)
+            detached = [o.detach() for o in outputs]
+            self.compile_metrics.update(targets, detached, weights)
+
+    def train_step(self, x, y, sample_weight):
+        total, parts, targets, outputs, weights = self._forward(x, y, sample_weight, True)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        if self._constrained:
+            with torch.no_grad():
+                for layer, record in self._constrained:
+                    tensor = getattr(layer, record.key)
+                    _keras_view(tensor, record.layout).copy_(
+                        record.constraint(_keras_view(tensor, record.layout)))
+        self._record(total, parts, targets, outputs, weights, _batch_size(x))
+
+    @torch.no_grad()
+    def test_step(self, x, y, sample_weight):
+        total, parts, targets, outputs, weights = self._forward(x, y, sample_weight, False)
+        self._record(total, parts, targets, outputs, weights, _batch_size(x))
+
+    # ------------------------------------------------------------------ logs
+    def _reset_metrics(self):
+        self.loss_tracker.reset()
+        for tracker in self.output_loss_trackers:
+            tracker.reset()
+        self.compile_metrics.reset()
+
+    def _logs(self):
+        logs = {"loss": self.loss_tracker.result()}
+        for tracker in self.output_loss_trackers:
+            logs[tracker.name] = tracker.result()
+        logs.update(self.compile_metrics.results())
+        return logs
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        from lamina.callbacks import CallbackList
+
+        model = self.model
+        device = model_device(model)
+        if validation_split and validation_data is None:
+            (x, y, sample_weight), validation_data = data_adapter.split_validation(
+                x, y, sample_weight, validation_split)
+        adapter = data_adapter.get_adapter(x, y, sample_weight, batch_size=batch_size,
+                                           shuffle=shuffle, steps=steps_per_epoch, device=device)
+        val_adapter = None
+        if validation_data is not None:
+            vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(validation_data)
+            val_adapter = data_adapter.get_adapter(
+                vx, vy, vsw, batch_size=validation_batch_size or batch_size,
+                steps=validation_steps, device=device)
+        self._class_weight = _class_weight_table(class_weight, device)
+        verbose = _resolve_verbose(verbose)
+        callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                                 model=model, verbose=verbose, epochs=epochs, steps=adapter.steps)
+        model.stop_training = False
+        self._prepare()
+        model.train()
+        callbacks.on_train_begin()
+        initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
+        model._initial_epoch = None
+        wants_begin = callbacks.wants_batch_hook("on_train_batch_begin")
+        wants_end = callbacks.wants_batch_hook("on_train_batch_end")
+        checked = False
+        epoch_logs = {}
+        for epoch in range(initial_epoch, epochs):
+            self._reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            for step, (xb, yb, swb) in enumerate(adapter):
+                if not checked:
+                    _check_input_shapes(model, xb)
+                    checked = True
+                if wants_begin:
+                    callbacks.on_train_batch_begin(step)
+                self.train_step(xb, yb, swb)
+                if wants_end:
+                    callbacks.on_train_batch_end(step, self._logs())
+                if model.stop_training:
+                    break
+            epoch_logs = _logs_to_floats(self._logs())
+            if val_adapter is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_loop(val_adapter, callbacks)
+                model.train()
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            adapter.on_epoch_end()
+            if model.stop_training:
+                break
+        model.eval()
+        callbacks.on_train_end(epoch_logs)
+        return model.history
+
+    # ------------------------------------------------------------------ evaluate
+    def _evaluate_loop(self, adapter, callbacks):
+        self.model.eval()
+        self._reset_metrics()
+        callbacks.on_test_begin()
+        wants_end = callbacks.wants_batch_hook("on_test_batch_end")
+        for step, (xb, yb, swb) in enumerate(adapter):
+            self.test_step(xb, yb, swb)
+            if wants_end:
+                callbacks.on_test_batch_end(step, self._logs())
+        logs = _logs_to_floats(self._logs())
+        callbacks.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        from lamina.callbacks import CallbackList
+
+        model = self.model
+        adapter = data_adapter.get_adapter(x, y, sample_weight, batch_size=batch_size,
+                                           steps=steps, device=model_device(model))
+        verbose = _resolve_verbose(verbose)
+        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=model,
+                                 verbose=verbose, epochs=1, steps=adapter.steps)
+        self._prepare(training=False)
+        logs = self._evaluate_loop(adapter, callbacks)
+        return logs if return_dict else _flatten_logs(logs)
+
+    # ------------------------------------------------------------------ on batch
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        device = model_device(self.model)
+        self._prepare()
+        self._reset_metrics()
+        self._class_weight = _class_weight_table(class_weight, device)
+        self.model.train()
+        self.train_step(*[data_adapter.structure_to_device(v, device)
+                          for v in (x, y, sample_weight)])
+        logs = _logs_to_floats(self._logs())
+        return logs if return_dict else _flatten_logs(logs)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        device = model_device(self.model)
+        self._prepare(training=False)
+        self._reset_metrics()
+        self.model.eval()
+        self.test_step(*[data_adapter.structure_to_device(v, device)
+                         for v in (x, y, sample_weight)])
+        logs = _logs_to_floats(self._logs())
+        return logs if return_dict else _flatten_logs(logs)
+
+
+def _class_weight_table(class_weight, device):
+    """`{class: weight}` as a device lookup table (classes not listed weigh 1)."""
+    if not class_weight:
+        return None
+    table = torch.ones(max(int(k) for k in class_weight) + 1, device=device)
+    for k, v in class_weight.items():
+        table[int(k)] = float(v)
+    return table
+
+
+def _flatten_logs(logs):
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def _compile(fn):
+    try:
+        return torch.compile(fn)
+    except Exception as error:  # noqa: BLE001 - compile unavailable: run eagerly, say why
+        warnings.warn(f"`jit_compile=True` could not use torch.compile ({error}); "
+                      "running eagerly instead.")
+        return fn
+
+
+# ---------------------------------------------------------------------- predict
+def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    from lamina.callbacks import CallbackList
+
+    device = model_device(model)
+    adapter = data_adapter.get_adapter(x, batch_size=batch_size, steps=steps, device=device)
+    verbose = _resolve_verbose(verbose)
+    callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=model, verbose=verbose,
+                             epochs=1, steps=adapter.steps)
+    model.eval()
+    callbacks.on_predict_begin()
+    wants_end = callbacks.wants_batch_hook("on_predict_batch_end")
+    chunks, structure = [], None
+    with torch.inference_mode():
+        for step, (xb, _, _) in enumerate(adapter):
+            out = model(xb, training=False)
+            structure = out
+            chunks.append(kt.flatten(out))
+            if wants_end:
+                callbacks.on_predict_batch_end(step, {"outputs": out})
+    callbacks.on_predict_end()
+    if not chunks:
+        raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). "
+                         "Please use `Model.compile(..., run_eagerly=True)`, or the data "
+                         "passed to `predict` is empty.")
+    merged = [torch.cat(parts).cpu().numpy() for parts in zip(*chunks)]
+    return kt.pack_like(structure, merged)
+
+
+def predict_on_batch(model, x):
+    device = model_device(model)
+    model.eval()
+    with torch.inference_mode():
+        out = model(data_adapter.structure_to_device(x, device), training=False)
+    return kt.map_structure(lambda t: t.cpu().numpy(), out)
+
