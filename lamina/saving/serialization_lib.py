@@ -12,6 +12,7 @@ _PUBLIC_MODULES = {
     "lamina.activations": "keras.activations", "lamina.initializers": "keras.initializers",
     "lamina.regularizers": "keras.regularizers", "lamina.constraints": "keras.constraints",
     "lamina.losses": "keras.losses", "lamina.metrics": "keras.metrics",
+    "lamina.optimizers.schedules": "keras.optimizers.schedules",
     "lamina.optimizers": "keras.optimizers",
 }
 
@@ -54,8 +55,8 @@ def deserialize_keras_object(config, module_objects=None, custom_objects=None,
     `module_objects` (the public names of the calling module). Nothing is ever imported or
     executed from the config itself.
     """
-    if config is None:
-        return None
+    if config is None or isinstance(config, (bool, int, float)):
+        return config
     if isinstance(config, str):
         obj = object_registration.get_registered_object(config, custom_objects, module_objects)
         if obj is None:

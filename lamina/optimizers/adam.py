@@ -1,0 +1,77 @@
+"""Adam and AdamW, as in `keras.optimizers.Adam` / `AdamW` (epsilon outside the square root)."""
+import torch
+
+from lamina.optimizers.base import Optimizer
+
+
+class Adam(Optimizer):
+    """`w -= lr * sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (sqrt(v) + epsilon)`."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, weight_decay=weight_decay,
+                         clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         use_ema=use_ema, ema_momentum=ema_momentum,
+                         ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor,
+                         gradient_accumulation_steps=gradient_accumulation_steps, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"])
+        if self.amsgrad:
+            self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
+
+    def _update_step(self, params, grads, indices, learning_rate):
+        beta_1, beta_2 = float(self.beta_1), float(self.beta_2)
+        step = (self._iterations + 1).to(torch.float32)
+        alpha = (learning_rate * torch.sqrt(1 - torch.pow(beta_2, step))
+                 / (1 - torch.pow(beta_1, step)))
+        m = self._select(self._momentums, indices)
+        v = self._select(self._velocities, indices)
+        torch._foreach_lerp_(m, grads, 1 - beta_1)
+        torch._foreach_lerp_(v, torch._foreach_mul(grads, grads), 1 - beta_2)
+        if self.amsgrad:
+            v_hat = self._select(self._velocity_hats, indices)
+            torch._foreach_maximum_(v_hat, v)
+            v = v_hat
+        denominators = torch._foreach_sqrt(v)
+        torch._foreach_add_(denominators, float(self.epsilon))
+        updates = torch._foreach_mul(m, alpha)
+        torch._foreach_div_(updates, denominators)
+        torch._foreach_sub_(params, updates)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                       "amsgrad": self.amsgrad})
+        return config
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (`w -= w * weight_decay * lr` before each update)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, amsgrad=amsgrad, name=name, weight_decay=weight_decay,
+                         clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         use_ema=use_ema, ema_momentum=ema_momentum,
+                         ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor,
+                         gradient_accumulation_steps=gradient_accumulation_steps, **kwargs)
+        if self.weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")

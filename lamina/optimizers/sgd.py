@@ -1,0 +1,57 @@
+"""SGD, with optional (Nesterov) momentum, as in `keras.optimizers.SGD`."""
+import torch
+
+from lamina.optimizers.base import Optimizer, _is_number
+
+
+class SGD(Optimizer):
+    """Gradient descent with momentum.
+
+    `velocity = momentum * velocity - learning_rate * g`, then `w += velocity`
+    (Nesterov: `w += momentum * velocity - learning_rate * g`); plain `w -= learning_rate * g`
+    when `momentum` is 0.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, weight_decay=weight_decay,
+                         clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         use_ema=use_ema, ema_momentum=ema_momentum,
+                         ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor,
+                         gradient_accumulation_steps=gradient_accumulation_steps, **kwargs)
+        if not _is_number(momentum) or momentum < 0 or momentum > 1:
+            raise ValueError("`momentum` must be a float between [0, 1]. "
+                             f"Received: momentum={momentum!r}")
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = []
+        if self.momentum != 0:
+            self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def _update_step(self, params, grads, indices, learning_rate):
+        scaled = torch._foreach_mul(grads, learning_rate)
+        if self.momentum == 0:
+            torch._foreach_sub_(params, scaled)
+            return
+        momentum = float(self.momentum)
+        velocities = self._select(self.momentums, indices)
+        torch._foreach_mul_(velocities, momentum)
+        torch._foreach_sub_(velocities, scaled)
+        if self.nesterov:
+            torch._foreach_add_(params, torch._foreach_mul(velocities, momentum))
+            torch._foreach_sub_(params, scaled)
+        else:
+            torch._foreach_add_(params, velocities)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return config
