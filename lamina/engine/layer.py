@@ -172,8 +172,15 @@ class Layer(nn.Module):
             value = nn.ModuleDict(value)
         super().__setattr__(attr, value)
 
-    def _own_weights(self, trainable):
-        return [getattr(self, r.key) for r in self._weight_records if r.trainable == trainable]
+    def __getattr__(self, attr):
+        try:
+            return super().__getattr__(attr)
+        except AttributeError:
+            # A property that raised AttributeError lands here; surface its own message.
+            prop = getattr(type(self), attr, None)
+            if isinstance(prop, property):
+                return prop.fget(self)
+            raise
 
     def _sublayers(self):
         """Direct sub-layers, in attribute order (lists and dicts of layers flattened)."""

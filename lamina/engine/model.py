@@ -68,8 +68,14 @@ class Model(Layer):
             inputs = [Input(batch_shape=tuple(s)) for s in input_shape]
         else:
             inputs = Input(batch_shape=tuple(input_shape))
-        self(inputs)
         self.built = True
+        self(inputs)
+
+    def _maybe_build(self, args, kwargs):
+        if type(self).build is Model.build:  # sub-layers build themselves inside `call`
+            self.built = True
+        else:
+            super()._maybe_build(args, kwargs)
 
     def call(self, inputs, training=None, mask=None):
         raise NotImplementedError(f"Model '{self.name}' must implement `call(self, inputs)`.")
@@ -135,6 +141,30 @@ class Model(Layer):
     @property
     def metrics_names(self):
         return [m.name for m in self.metrics]
+
+    # --------------------------------------------------------------- saving
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Save the whole model: `.keras` archive, or the legacy full-model `.h5`."""
+        from lamina.saving import saving_api
+        saving_api.save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        """Save the weights: legacy Keras 2 `.h5`, Keras 3 `.weights.h5`, or `.safetensors`."""
+        from lamina.saving import saving_api
+        saving_api.save_weights(self, filepath, overwrite=overwrite, **kwargs)
+
+    def load_weights(self, filepath, by_name=False, skip_mismatch=False, **kwargs):
+        from lamina.saving import saving_api
+        saving_api.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch,
+                                **kwargs)
+
+    def to_json(self, **kwargs):
+        from lamina.saving import saving_api
+        return saving_api.model_to_json(self, **kwargs)
+
+    def to_yaml(self, **kwargs):
+        from lamina.saving import saving_api
+        return saving_api.model_to_yaml(self, **kwargs)
 
     # --------------------------------------------------------------- inspection
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

@@ -98,21 +98,25 @@ class CompileLoss:
         return total, parts
 
 
-def resolve_metric(identifier, y_true, y_pred, loss):
-    """A metric object; "accuracy"/"acc" picks binary, sparse or categorical accuracy like Keras."""
+def resolve_metric(identifier, y_true, y_pred):
+    """A metric object named as Keras names it; "accuracy"/"acc" picks binary, sparse or
+    categorical accuracy from the shapes of the targets and predictions."""
     if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
-        loss_name = getattr(loss, "name", "") or ""
-        if y_pred.shape[-1] == 1 or "binary" in loss_name:
-            return metrics_module.BinaryAccuracy(name=identifier)
-        if "sparse" in loss_name or y_true.dim() < y_pred.dim() or (
-                y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
-            return metrics_module.SparseCategoricalAccuracy(name=identifier)
-        return metrics_module.CategoricalAccuracy(name=identifier)
-    if inspect.isclass(identifier):
-        return identifier()
-    if isinstance(identifier, metrics_module.Metric):
-        return identifier
-    return metrics_module.get(identifier)
+        if y_pred.shape[-1] == 1:
+            metric = metrics_module.BinaryAccuracy()
+        elif y_true.dim() < y_pred.dim() or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
+            metric = metrics_module.SparseCategoricalAccuracy()
+        else:
+            metric = metrics_module.CategoricalAccuracy()
+    elif inspect.isclass(identifier):
+        metric = identifier()
+    elif isinstance(identifier, metrics_module.Metric):
+        metric = identifier
+    else:
+        metric = metrics_module.get(identifier)
+    if isinstance(identifier, str):
+        metric.name = identifier
+    return metric
 
 
 class CompileMetrics:
@@ -139,7 +143,7 @@ class CompileMetrics:
         return [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m])
                 for m in per]
 
-    def build(self, targets, outputs, losses, device):
+    def build(self, targets, outputs, device):
         entries, seen = [], set()
         multi = len(self.output_names) > 1
         for weighted, spec in enumerate(self.specs):
@@ -147,7 +151,7 @@ class CompileMetrics:
                 for identifier in identifiers:
                     if targets[i] is None:
                         continue
-                    metric = resolve_metric(identifier, targets[i], outputs[i], losses[i])
+                    metric = resolve_metric(identifier, targets[i], outputs[i])
                     metric.to(device)
                     name = f"{self.output_names[i]}_{metric.name}" if multi else metric.name
                     base, k = name, 1

@@ -104,6 +104,7 @@ class Trainer:
         self.jit_compile = jit_compile
         self._forward = self._forward_and_loss
         self._prepared_for = None
+        self._has_trainable = False
         self._class_weight = None
 
     # ------------------------------------------------------------------ preparation
@@ -111,13 +112,22 @@ class Trainer:
     def metrics(self):
         return [self.loss_tracker] + self.output_loss_trackers + self.compile_metrics.metrics
 
+    def _first_batch(self, x, training=True):
+        """Check the data against the model's inputs, build a deferred model, then prepare."""
+        _check_input_shapes(self.model, x)
+        if not self.model.built:
+            with torch.no_grad():
+                self.model(x, training=False)
+        self._prepare(training)
+
     def _prepare(self, training=True):
         """Collect the trainable weights, regularizers and constraints once per call."""
         model = self.model
         if training:
             trainable = [p for p in model.trainable_weights if p.requires_grad]
+            self._has_trainable = bool(trainable)
             key = tuple(id(p) for p in trainable)
-            if key != self._prepared_for:
+            if trainable and key != self._prepared_for:
                 self.optimizer.build(trainable)
                 self._prepared_for = key
         self._regularized, self._constrained = [], []
@@ -165,8 +175,7 @@ class Trainer:
 
     def _record(self, total, parts, targets, outputs, weights, batch_size):
         if self.compile_metrics.entries is None:
-            losses = self.compile_loss.losses if self.compile_loss else [None] * len(outputs)
-            self.compile_metrics.build(targets, outputs, losses, total.device)
+            self.compile_metrics.build(targets, outputs, total.device)
         with torch.no_grad():
             self.loss_tracker.update(total, batch_size)
             for tracker, value in zip(self.output_loss_trackers, parts):
@@ -176,9 +185,10 @@ class Trainer:
 
     def train_step(self, x, y, sample_weight):
         total, parts, targets, outputs, weights = self._forward(x, y, sample_weight, True)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        if self._has_trainable:
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
         if self._constrained:
             with torch.no_grad():
                 for layer, record in self._constrained:
@@ -231,7 +241,6 @@ class Trainer:
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                                  model=model, verbose=verbose, epochs=epochs, steps=adapter.steps)
         model.stop_training = False
-        self._prepare()
         model.train()
         callbacks.on_train_begin()
         initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
@@ -245,7 +254,7 @@ class Trainer:
             callbacks.on_epoch_begin(epoch)
             for step, (xb, yb, swb) in enumerate(adapter):
                 if not checked:
-                    _check_input_shapes(model, xb)
+                    self._first_batch(xb)
                     checked = True
                 if wants_begin:
                     callbacks.on_train_batch_begin(step)
@@ -268,12 +277,14 @@ class Trainer:
         return model.history
 
     # ------------------------------------------------------------------ evaluate
-    def _evaluate_loop(self, adapter, callbacks):
+    def _evaluate_loop(self, adapter, callbacks, prepare=False):
         self.model.eval()
         self._reset_metrics()
         callbacks.on_test_begin()
         wants_end = callbacks.wants_batch_hook("on_test_batch_end")
         for step, (xb, yb, swb) in enumerate(adapter):
+            if prepare and step == 0:
+                self._first_batch(xb, training=False)
             self.test_step(xb, yb, swb)
             if wants_end:
                 callbacks.on_test_batch_end(step, self._logs())
@@ -291,30 +302,31 @@ class Trainer:
         verbose = _resolve_verbose(verbose)
         callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=model,
                                  verbose=verbose, epochs=1, steps=adapter.steps)
-        self._prepare(training=False)
-        logs = self._evaluate_loop(adapter, callbacks)
+        logs = self._evaluate_loop(adapter, callbacks, prepare=True)
         return logs if return_dict else _flatten_logs(logs)
 
     # ------------------------------------------------------------------ on batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
         device = model_device(self.model)
-        self._prepare()
+        x, y, sample_weight = [data_adapter.structure_to_device(v, device)
+                               for v in (x, y, sample_weight)]
+        self._first_batch(x)
         self._reset_metrics()
         self._class_weight = _class_weight_table(class_weight, device)
         self.model.train()
-        self.train_step(*[data_adapter.structure_to_device(v, device)
-                          for v in (x, y, sample_weight)])
+        self.train_step(x, y, sample_weight)
         logs = _logs_to_floats(self._logs())
         return logs if return_dict else _flatten_logs(logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         device = model_device(self.model)
-        self._prepare(training=False)
+        x, y, sample_weight = [data_adapter.structure_to_device(v, device)
+                               for v in (x, y, sample_weight)]
+        self._first_batch(x, training=False)
         self._reset_metrics()
         self.model.eval()
-        self.test_step(*[data_adapter.structure_to_device(v, device)
-                         for v in (x, y, sample_weight)])
+        self.test_step(x, y, sample_weight)
         logs = _logs_to_floats(self._logs())
         return logs if return_dict else _flatten_logs(logs)
 

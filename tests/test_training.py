@@ -1,0 +1,302 @@
+"""compile/fit/evaluate/predict: numbers checked by hand, the seed's examples, bad input."""
+import numpy as np
+import pytest
+import torch
+
+import lamina as keras
+from lamina import layers
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+
+
+def dense_model(units=1, input_dim=3, activation=None):
+    model = keras.Sequential([keras.Input((input_dim,)), layers.Dense(units, activation=activation)])
+    return model
+
+
+def test_train_on_batch_sgd_step_matches_hand_computation():
+    model = dense_model()
+    w = np.array([[0.5], [-1.0], [2.0]], "float32")
+    b = np.array([0.1], "float32")
+    model.set_weights([w, b])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]], "float32")
+    y = np.array([[1.0], [0.0]], "float32")
+    loss = model.train_on_batch(x, y)
+    pred = x @ w + b
+    assert loss == pytest.approx(float(np.mean((pred - y) ** 2)), rel=1e-6)
+    grad_pred = 2 * (pred - y) / len(x)
+    new_w, new_b = model.get_weights()
+    np.testing.assert_allclose(new_w, w - 0.1 * x.T @ grad_pred, rtol=1e-6)
+    np.testing.assert_allclose(new_b, b - 0.1 * grad_pred.sum(0), rtol=1e-6)
+
+
+def test_fit_history_evaluate_and_predict_values():
+    rng = np.random.RandomState(0)
+    x = rng.rand(64, 3).astype("float32")
+    y = (x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3).astype("float32")
+    model = dense_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse", metrics=["mae"])
+    history = model.fit(x, y, epochs=30, batch_size=16, verbose=0)
+    assert sorted(history.history) == ["loss", "mae"]
+    assert len(history.history["loss"]) == 30 and history.epoch == list(range(30))
+    assert history.history["loss"][-1] < 0.2 * history.history["loss"][0]
+    loss, mae = model.evaluate(x, y, verbose=0)
+    pred = model.predict(x, verbose=0)
+    assert loss == pytest.approx(float(np.mean((pred - y) ** 2)), rel=1e-4)
+    assert mae == pytest.approx(float(np.mean(np.abs(pred - y))), rel=1e-4)
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(loss)
+    np.testing.assert_allclose(model.predict_on_batch(x[:5]), pred[:5], rtol=1e-6)
+
+
+def test_sample_weight_and_class_weight_reduce_like_keras():
+    model = dense_model(2, activation="softmax")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.random.rand(4, 3).astype("float32")
+    y = np.array([0, 1, 1, 0])
+    probs = model.predict(x, verbose=0)
+    per_sample = -np.log(np.clip(probs[np.arange(4), y], 1e-7, 1))
+    sw = np.array([1.0, 0.0, 2.0, 0.5], "float32")
+    weighted = model.evaluate(x, y, sample_weight=sw, verbose=0)
+    assert weighted == pytest.approx(float(np.sum(per_sample * sw) / 4), rel=1e-5)
+    before = model.get_weights()
+    loss = model.train_on_batch(x, y, class_weight={0: 3.0, 1: 1.0})
+    cw = np.where(y == 0, 3.0, 1.0)
+    assert loss == pytest.approx(float(np.sum(per_sample * cw) / 4), rel=1e-5)
+    assert not np.allclose(before[0], model.get_weights()[0])
+
+
+def test_seed_sequential_hello_world():
+    model = keras.Sequential()
+    model.add(layers.Dense(units=64, activation="relu", input_dim=100))
+    model.add(layers.Dense(units=64, activation="relu"))
+    model.add(layers.Dense(units=10, activation="softmax"))
+    with pytest.warns(Warning):
+        sgd = keras.optimizers.SGD(lr=0.01, momentum=0.9, nesterov=True)
+    model.compile(loss=keras.losses.categorical_crossentropy, optimizer=sgd,
+                  metrics=keras.metrics.Accuracy)
+    x = np.random.rand(256, 100).astype("float32")
+    y = keras.utils.to_categorical(np.random.randint(10, size=256), 10)
+    history = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert sorted(history.history) == ["accuracy", "loss"]
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    loss_and_metrics = model.evaluate(x, y, batch_size=128, verbose=0)
+    assert len(loss_and_metrics) == 2
+    classes = model.predict(x, batch_size=128, verbose=0)
+    assert classes.shape == (256, 10)
+    np.testing.assert_allclose(classes.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_accuracy_string_resolves_by_loss_and_shape():
+    x = np.random.rand(32, 4).astype("float32")
+    cases = [
+        (2, "softmax", "sparse_categorical_crossentropy", np.random.randint(2, size=32),
+         "SparseCategoricalAccuracy"),
+        (2, "softmax", "categorical_crossentropy",
+         keras.utils.to_categorical(np.random.randint(2, size=32), 2), "CategoricalAccuracy"),
+        (1, "sigmoid", "binary_crossentropy", np.random.randint(2, size=(32, 1)), "BinaryAccuracy"),
+    ]
+    for units, act, loss, y, expected in cases:
+        model = dense_model(units, 4, act)
+        model.compile(optimizer="sgd", loss=loss, metrics=["accuracy"])
+        model.fit(x, y, epochs=1, verbose=0)
+        assert [type(m).__name__ for m in model.metrics][-1] == expected
+        assert model.metrics_names == ["loss", "accuracy"]
+
+
+def seed_multi_io(lstm=True):
+    main_input = keras.Input(shape=(12,), dtype="int32", name="main_input")
+    x = layers.Embedding(output_dim=8, input_dim=100)(main_input)
+    lstm_out = layers.LSTM(6)(x) if lstm else layers.Flatten()(x)
+    auxiliary_output = layers.Dense(1, activation="sigmoid", name="aux_output")(lstm_out)
+    auxiliary_input = keras.Input(shape=(5,), name="aux_input")
+    x = layers.concatenate([lstm_out, auxiliary_input])
+    x = layers.Dense(16, activation="relu")(x)
+    x = layers.Dense(16, activation="relu")(x)
+    main_output = layers.Dense(1, activation="sigmoid", name="main_output")(x)
+    return keras.Model(inputs=[main_input, auxiliary_input],
+                       outputs=[main_output, auxiliary_output])
+
+
+def test_seed_multi_input_multi_output_with_dicts():
+    model = seed_multi_io(lstm=hasattr(layers, "LSTM"))
+    model.compile(optimizer="rmsprop",
+                  loss={"main_output": "binary_crossentropy", "aux_output": "binary_crossentropy"},
+                  loss_weights={"main_output": 1, "aux_output": 0.2}, metrics=["accuracy"])
+    rng = np.random.RandomState(0)
+    headline = rng.randint(1, 100, size=(64, 12))
+    additional = rng.rand(64, 5).astype("float32")
+    labels = rng.randint(2, size=(64, 1)).astype("float32")
+    history = model.fit({"main_input": headline, "aux_input": additional},
+                        {"main_output": labels, "aux_output": labels},
+                        epochs=2, batch_size=16, verbose=0, validation_split=0.25)
+    assert sorted(history.history) == sorted([
+        "loss", "main_output_loss", "aux_output_loss", "main_output_accuracy",
+        "aux_output_accuracy", "val_loss", "val_main_output_loss", "val_aux_output_loss",
+        "val_main_output_accuracy", "val_aux_output_accuracy"])
+    logs = model.evaluate([headline, additional], [labels, labels], verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(logs["main_output_loss"] + 0.2 * logs["aux_output_loss"],
+                                         rel=1e-5)
+    with pytest.raises(ValueError, match="unexpected keys.*main_outptu"):
+        model.fit([headline, additional], {"main_outptu": labels, "aux_output": labels}, verbose=0)
+
+
+def test_seed_shared_layer_model_and_missing_targets_error():
+    tweet_a = keras.Input(shape=(7, 4))
+    tweet_b = keras.Input(shape=(7, 4))
+    shared = layers.LSTM(5) if hasattr(layers, "LSTM") else layers.Flatten()
+    merged = layers.concatenate([shared(tweet_a), shared(tweet_b)], axis=-1)
+    predictions = layers.Dense(1, activation="sigmoid")(merged)
+    model = keras.Model(inputs=[tweet_a, tweet_b], output=predictions)
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+    data_a = np.random.rand(32, 7, 4).astype("float32")
+    data_b = np.random.rand(32, 7, 4).astype("float32")
+    with pytest.raises(ValueError, match="needs target values"):
+        model.fit([data_a, data_b], epochs=1, verbose=0)
+    labels = np.random.randint(2, size=(32, 1))
+    history = model.fit([data_a, data_b], labels, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+
+
+def test_bad_input_errors():
+    model = dense_model(2, 3)
+    with pytest.raises(ValueError, match="'not_a_loss'.*mean_squared_error"):
+        model.compile(optimizer="sgd", loss="not_a_loss")
+    with pytest.raises(ValueError, match="not_an_optimizer"):
+        model.compile(optimizer="not_an_optimizer", loss="mse")
+    with pytest.raises(ValueError, match="not_a_metric"):
+        model.compile(optimizer="sgd", loss="mse", metrics=["not_a_metric"])
+        model.fit(np.zeros((2, 3)), np.zeros((2, 2)), verbose=0)
+    with pytest.raises(ValueError, match="not_an_activation"):
+        layers.Dense(2, activation="not_an_activation")
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match=r"Data cardinality is ambiguous.*'x' sizes: 10.*'y' sizes: 9"):
+        model.fit(np.zeros((10, 3)), np.zeros((9, 2)), verbose=0)
+    with pytest.raises(ValueError, match=r"expected shape=\(None, 3\), found shape=\(\d+, 5\)"):
+        model.fit(np.zeros((10, 5)), np.zeros((10, 2)), verbose=0)
+    with pytest.raises(RuntimeError, match="compile"):
+        dense_model().fit(np.zeros((2, 3)), np.zeros((2, 1)))
+
+
+def test_generators_pydataset_and_dataloader():
+    x = np.random.rand(40, 3).astype("float32")
+    y = np.random.rand(40, 1).astype("float32")
+
+    def generator():
+        while True:
+            for i in range(0, 40, 10):
+                yield x[i:i + 10], y[i:i + 10]
+
+    class Data(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epochs_ended = 0
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return x[i * 10:(i + 1) * 10], y[i * 10:(i + 1) * 10]
+
+        def on_epoch_end(self):
+            self.epochs_ended += 1
+
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=10)
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="mse")
+    reference = model.evaluate(x, y, verbose=0)
+    assert model.evaluate(generator(), steps=4, verbose=0) == pytest.approx(reference, rel=1e-6)
+    assert model.evaluate(loader, verbose=0) == pytest.approx(reference, rel=1e-6)
+    data = Data()
+    assert model.evaluate(data, verbose=0) == pytest.approx(reference, rel=1e-6)
+    history = model.fit(data, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 3 and data.epochs_ended == 3
+    model.fit(generator(), steps_per_epoch=4, epochs=2, verbose=0)
+    model.fit(loader, epochs=1, verbose=0)
+    assert model.predict(loader, verbose=0).shape == (40, 1)
+
+
+def test_callbacks_receive_batch_floats_and_can_stop():
+    class LossHistory(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.losses = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.losses.append(logs.get("loss"))
+            if len(self.losses) == 5:
+                self.model.stop_training = True
+
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="mse")
+    history = LossHistory()
+    model.fit(np.random.rand(100, 3), np.random.rand(100, 1), batch_size=10, epochs=3,
+              verbose=0, callbacks=[history])
+    assert len(history.losses) == 5 and all(isinstance(v, float) for v in history.losses)
+    assert history.params["steps"] == 10 and history.params["epochs"] == 3
+
+
+def test_progress_bar_output(capsys):
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    model.fit(np.random.rand(20, 3), np.random.rand(20, 1), batch_size=10, epochs=2, verbose=2)
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert "2/2 - " in out and "loss: " in out and "mae: " in out
+
+
+def test_subclassed_model_trains_with_add_loss():
+    class SimpleMLP(keras.Model):
+        def __init__(self, use_bn=False, use_dp=False, num_classes=10):
+            super().__init__(name="mlp")
+            self.use_dp = use_dp
+            self.dense1 = layers.Dense(32, activation="relu")
+            self.dense2 = layers.Dense(num_classes, activation="softmax")
+            if use_dp:
+                self.dp = layers.Dropout(0.5)
+
+        def call(self, inputs, training=None):
+            x = self.dense1(inputs)
+            if self.use_dp:
+                x = self.dp(x, training=training)
+            self.add_loss(1e-3 * torch.mean(x ** 2))
+            return self.dense2(x)
+
+    model = SimpleMLP(use_dp=True)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.rand(128, 20).astype("float32")
+    y = np.random.randint(10, size=128)
+    history = model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.predict(x[:3], verbose=0).shape == (3, 10)
+    model.summary(print_fn=lambda line: None)
+
+
+def test_regularizer_loss_is_added_to_training_loss():
+    model = keras.Sequential([keras.Input((2,)),
+                              layers.Dense(1, kernel_regularizer=keras.regularizers.L2(0.5),
+                                           use_bias=False)])
+    model.set_weights([np.array([[1.0], [2.0]], "float32")])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    x = np.array([[1.0, 1.0]], "float32")
+    y = np.array([[0.0]], "float32")
+    loss = model.train_on_batch(x, y)
+    assert loss == pytest.approx(9.0 + 0.5 * (1 + 4), rel=1e-6)
+
+
+def test_summary_table(capsys):
+    model = seed_multi_io(lstm=False)
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert 'Model: "functional"' in text
+    assert "main_input (InputLayer)" in text and "Connected to" in text
+    assert "concatenate (Concatenate)" in text and "flatten[0][0]" in text
+    total = model.count_params()
+    assert f"Total params: {total:,}" in text
+    with pytest.raises(ValueError, match="not yet been built"):
+        keras.Sequential([layers.Dense(2)]).summary()
