@@ -371,7 +371,8 @@ class Layer(nn.Module):
                 kwargs["mask"] = mask
         outer = _CallContext.depth == 0
         if outer:
-            _CallContext.depth_id += 1
+            if not torch.compiler.is_compiling():  # a changing counter would force recompiles
+                _CallContext.depth_id += 1
             _CallContext.losses = []
         previous = _CallContext.training
         _CallContext.training = training

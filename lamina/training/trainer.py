@@ -18,23 +18,28 @@ from lamina.training.compile_utils import (CompileLoss, CompileMetrics, flatten_
 
 
 class _MeanTracker:
-    """A running mean on the device; the count is a host integer (batch sizes are known)."""
+    """A running mean weighted by batch size, kept in two device tensors updated in place."""
 
     def __init__(self, name):
         self.name = name
-        self.total = None
-        self.count = 0
+        self.total = self.count = None
 
     def update(self, value, count):
-        value = value.detach() * count
-        self.total = value if self.total is None else self.total + value
-        self.count += count
+        if self.total is None:
+            self.total = torch.zeros((), device=value.device)
+            self.count = torch.zeros((), device=value.device)
+        self.total.add_(value.detach(), alpha=count)
+        self.count.add_(count)
 
     def result(self):
-        return self.total / max(self.count, 1) if self.total is not None else torch.tensor(0.0)
+        if self.total is None:
+            return torch.tensor(0.0)
+        return self.total / self.count.clamp_min(1)
 
     def reset(self):
-        self.total, self.count = None, 0
+        if self.total is not None:
+            self.total.zero_()
+            self.count.zero_()
 
 
 def model_device(model):
@@ -102,7 +107,7 @@ class Trainer:
         self.run_eagerly = run_eagerly
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
-        self._forward = self._forward_and_loss
+        self._compiled = None
         self._prepared_for = None
         self._has_trainable = False
         self._class_weight = None
@@ -137,8 +142,9 @@ class Trainer:
                     self._regularized.append((layer, record))
                 if record.constraint is not None and record.trainable:
                     self._constrained.append((layer, record))
-        if self.jit_compile and self._forward is self._forward_and_loss:
-            self._forward = _compile(self._forward_and_loss)
+        if self.jit_compile and self._compiled is None:
+            self._compiled = (_compile(self._train_forward), _compile(self.optimizer.step),
+                              _compile(self._test_forward))
 
     # ------------------------------------------------------------------ steps
     def _sample_weights(self, y_flat, sample_weight):
@@ -183,24 +189,36 @@ class Trainer:
             detached = [o.detach() for o in outputs]
             self.compile_metrics.update(targets, detached, weights)
 
+    def _train_forward(self, x, y, sample_weight):
+        total, parts, targets, outputs, weights = self._forward_and_loss(x, y, sample_weight, True)
+        self._record(total, parts, targets, outputs, weights, _batch_size(x))
+        return total
+
+    def _test_forward(self, x, y, sample_weight):
+        total, parts, targets, outputs, weights = self._forward_and_loss(x, y, sample_weight, False)
+        self._record(total, parts, targets, outputs, weights, _batch_size(x))
+
     def train_step(self, x, y, sample_weight):
-        total, parts, targets, outputs, weights = self._forward(x, y, sample_weight, True)
+        """Forward, loss and metric updates, backward, optimizer step: all on the device."""
+        compiled = self._compiled is not None and self.compile_metrics.entries is not None
+        forward, step = (self._compiled[:2] if compiled
+                         else (self._train_forward, self.optimizer.step))
+        total = forward(x, y, sample_weight)
         if self._has_trainable:
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
-            self.optimizer.step()
+            step()
         if self._constrained:
             with torch.no_grad():
                 for layer, record in self._constrained:
                     tensor = getattr(layer, record.key)
                     _keras_view(tensor, record.layout).copy_(
                         record.constraint(_keras_view(tensor, record.layout)))
-        self._record(total, parts, targets, outputs, weights, _batch_size(x))
 
     @torch.no_grad()
     def test_step(self, x, y, sample_weight):
-        total, parts, targets, outputs, weights = self._forward(x, y, sample_weight, False)
-        self._record(total, parts, targets, outputs, weights, _batch_size(x))
+        compiled = self._compiled is not None and self.compile_metrics.entries is not None
+        (self._compiled[2] if compiled else self._test_forward)(x, y, sample_weight)
 
     # ------------------------------------------------------------------ logs
     def _reset_metrics(self):
