@@ -76,7 +76,10 @@ class Layer(nn.Module):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"`name` must be a string. Received: name={name!r}")
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
-        self.dtype = backend.standardize_dtype(dtype)
+        if isinstance(dtype, dict):  # a Keras 3 DTypePolicy config
+            dtype = dtype.get("config", {}).get("name", dtype.get("name"))
+        self.dtype = backend.standardize_dtype(
+            "float32" if dtype in ("mixed_float16", "mixed_bfloat16") else dtype)
         self.autocast = autocast
         self.built = False
         self.supports_masking = False
