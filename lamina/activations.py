@@ -65,7 +65,15 @@ def softmax(x, axis=-1):
     x = _tensor(x)
     if isinstance(axis, (list, tuple)):
         return torch.exp(x - torch.logsumexp(x, dim=_dims(x, axis), keepdim=True))
-    return torch.softmax(x, dim=axis)
+    return _with_logits(torch.softmax(x, dim=axis), x if axis in (-1, x.dim() - 1) else None)
+
+
+def _with_logits(output, logits):
+    """Remember the logits behind a softmax/sigmoid output, as Keras's TensorFlow backend does,
+    so crossentropy losses can use the fused, more stable from-logits kernels."""
+    if logits is not None and not torch.compiler.is_compiling():
+        output._keras_logits = logits
+    return output
 
 
 def log_softmax(x, axis=-1):
@@ -151,7 +159,8 @@ def threshold(x, threshold, default_value):
 
 def sigmoid(x):
     """`1 / (1 + exp(-x))`."""
-    return torch.sigmoid(_tensor(x))
+    x = _tensor(x)
+    return _with_logits(torch.sigmoid(x), x)
 
 
 def log_sigmoid(x):

@@ -293,6 +293,15 @@ def _check_same_shape(y_true, y_pred):
                          f"target.shape={tuple(y_true.shape)}, output.shape={tuple(y_pred.shape)}")
 
 
+def _logits_of(y_pred, from_logits):
+    """Probabilities straight from a softmax/sigmoid activation carry their logits
+    (`_keras_logits`, as in Keras's TensorFlow backend): use them with the fused kernels."""
+    logits = getattr(y_pred, "_keras_logits", None)
+    if not from_logits and logits is not None:
+        return logits, True
+    return y_pred, from_logits
+
+
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """Crossentropy between one-hot (or soft) labels and predictions along `axis`.
 
@@ -300,6 +309,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     logits go through torch's fused `F.cross_entropy`.
     """
     _check_axis(axis)
+    y_pred, from_logits = _logits_of(y_pred, from_logits)
     y_true, y_pred = _pair(y_true, y_pred)
     _warn_single_class("categorical_crossentropy", y_pred)
     y_true = _smooth_categorical(y_true, label_smoothing)
@@ -324,6 +334,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     entries give 0 and a mask so that the reduction averages over the other entries only.
     """
     _check_axis(axis)
+    y_pred, from_logits = _logits_of(y_pred, from_logits)
     y_pred = _tensor(y_pred)
     y_true = _tensor(y_true, like=y_pred)
     if y_pred.ndim < 1:
@@ -366,6 +377,7 @@ def _binary_crossentropy_probs(y_true, y_pred):
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     """Binary crossentropy, averaged over `axis`. Labels are smoothed towards 0.5."""
+    y_pred, from_logits = _logits_of(y_pred, from_logits)
     y_true, y_pred = _pair(y_true, y_pred)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing

@@ -300,3 +300,21 @@ def test_summary_table(capsys):
     assert f"Total params: {total:,}" in text
     with pytest.raises(ValueError, match="not yet been built"):
         keras.Sequential([layers.Dense(2)]).summary()
+
+
+def test_crossentropy_uses_the_logits_behind_softmax_and_sigmoid():
+    """As Keras's TensorFlow backend: a softmax/sigmoid output keeps its logits, so the loss is
+    exact even where probabilities round to 0 (no clipping at epsilon)."""
+    model = keras.Sequential([keras.Input((2,)), layers.Dense(2, activation="softmax")])
+    model.set_weights([np.array([[100.0, 0.0], [0.0, 0.0]], "float32"), np.zeros(2, "float32")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.array([[1.0, 0.0]], "float32")
+    assert model.evaluate(x, np.array([1]), verbose=0) == pytest.approx(100.0, rel=1e-5)
+    probs = keras.activations.softmax(torch.tensor([[100.0, 0.0]]))
+    assert float(keras.losses.sparse_categorical_crossentropy(torch.tensor([1]), probs)[0]) \
+        == pytest.approx(100.0)
+    assert float(keras.losses.sparse_categorical_crossentropy(
+        torch.tensor([1]), probs.detach().clone())[0]) == pytest.approx(-np.log(1e-7), rel=1e-4)
+    logit = torch.tensor([[-30.0]])
+    assert float(keras.losses.binary_crossentropy(
+        torch.tensor([[1.0]]), keras.activations.sigmoid(logit))[0]) == pytest.approx(30.0)
