@@ -391,8 +391,8 @@ class Layer(nn.Module):
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             mask = kwargs.get("mask", getattr(args[0], "_keras_mask", None) if args else None)
             out_mask = self.compute_mask(args[0] if args else None, mask)
-            if out_mask is not None and isinstance(outputs, torch.Tensor):
-                outputs._keras_mask = out_mask
+            if out_mask is not None:
+                _attach_mask(outputs, out_mask)
         return outputs
 
     def call(self, inputs, *args, **kwargs):
@@ -435,8 +435,8 @@ class Layer(nn.Module):
         outputs, out_mask = _infer_outputs(self, args, kwargs)
         for i, tensor in enumerate(kt.flatten(outputs)):
             tensor.name = self.name if i == 0 else f"{self.name}_{i}"
-        if out_mask is not None and isinstance(outputs, KerasTensor):
-            outputs._keras_mask = out_mask
+        if out_mask is not None:
+            _attach_mask(outputs, out_mask)
         Node(self, args, kwargs, outputs)
         return outputs
 
@@ -491,20 +491,65 @@ class Layer(nn.Module):
 
     # ---------------------------------------------------------------- config
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
-        if self._batch_input_shape is not None:
-            config["batch_input_shape"] = list(self._batch_input_shape)
+        """Keras's base config: name, trainable, dtype (as a `DTypePolicy` dict)."""
+        from lamina.saving.config import dtype_policy_config
+        from lamina.saving.serialization_lib import serialize_keras_object
+
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": dtype_policy_config(self.dtype)}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = serialize_keras_object(self.activity_regularizer)
         return config
 
     @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    def from_config(cls, config, custom_objects=None):
+        """`cls(**config)`; a functional model's config rebuilds its graph."""
+        from lamina.saving.config import layer_from_config
+        return layer_from_config(cls, config, custom_objects)
 
     def get_build_config(self):
-        if self._inbound_nodes and self._inbound_nodes[0].input_tensors:
-            shapes = self._inbound_nodes[0].input_shapes
-            return {"input_shape": list(shapes[0]) if len(shapes) == 1 else [list(s) for s in shapes]}
-        return None
+        """`{"input_shape": ...}` (or `{"shapes_dict": ...}`) of the first call, as Keras."""
+        if not self.built:
+            return None
+        if not self._inbound_nodes or not self._inbound_nodes[0].input_tensors:
+            stack = self.__dict__.get("_modules", {}).get("_stack")
+            if stack is not None and len(stack) and hasattr(stack[0], "batch_shape"):
+                return {"input_shape": list(stack[0].batch_shape)}  # a built Sequential
+            return None
+        node = self._inbound_nodes[0]
+
+        def shapes(value):
+            return kt.map_structure(
+                lambda t: list(t.shape) if isinstance(t, KerasTensor) else None, value)
+
+        build_names = [n for n in self._build_arg_names if n != "kwargs"]
+        if len(build_names) > 1:
+            found = {}
+            for i, name in enumerate(self._call_arg_names):
+                value = (node.call_args[i] if i < len(node.call_args)
+                         else node.call_kwargs.get(name))
+                if f"{name}_shape" in build_names and value is not None:
+                    found[f"{name}_shape"] = shapes(value)
+            if len(found) > 1:
+                return {"shapes_dict": found}
+        first = node.call_args[0] if node.call_args else node.input_tensors[0]
+        return {"input_shape": shapes(first)}
+
+    def build_from_config(self, config):
+        """Create the weights from `get_build_config()`'s output."""
+        if not config or self.built:
+            return
+        from lamina.saving.config import to_shape
+        if config.get("input_shape") is not None:
+            self.build(to_shape(config["input_shape"]))
+        elif "shapes_dict" in config:
+            self.build(**{k: to_shape(v) for k, v in config["shapes_dict"].items()})
+        else:
+            return
+        self.built = True
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -514,6 +559,14 @@ class Layer(nn.Module):
 
 
 _CallContext.depth_id = 0
+
+
+def _attach_mask(outputs, mask):
+    """Keras puts a layer's output mask on its (first) output tensor."""
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[0] if outputs else None
+    if isinstance(outputs, (torch.Tensor, KerasTensor)) and not isinstance(mask, (list, tuple)):
+        outputs._keras_mask = mask
 
 
 def _free_attr(module, name):

@@ -22,3 +22,6 @@ from lamina.layers.pooling import (AveragePooling1D, AveragePooling2D, AveragePo
 from lamina.layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampling1D,
                                      UpSampling2D, UpSampling3D, ZeroPadding1D, ZeroPadding2D,
                                      ZeroPadding3D)
+from lamina.layers.recurrent import (GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN,
+                                     SimpleRNNCell, StackedRNNCells)
+from lamina.layers.wrappers import TimeDistributed, Wrapper
