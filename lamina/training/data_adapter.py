@@ -93,8 +93,9 @@ class ArrayAdapter:
     """Batches in-memory arrays; the whole data set is moved to the device once."""
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False,
-                 steps=None, device=None):
+                 steps=None, device=None, seed=None):
         self.device = device or backend.device()
+        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
         x = _as_array_structure(x)
         y = _as_array_structure(y)
         sample_weight = _as_array_structure(sample_weight)
@@ -116,7 +117,9 @@ class ArrayAdapter:
     def __iter__(self):
         n, b = self.num_samples, self.batch_size
         perm = None
-        if self.shuffle:
+        if self.shuffle and self.generator is not None:  # an order shared by all processes
+            perm = torch.randperm(n, generator=self.generator).to(self.device)
+        elif self.shuffle:
             perm = torch.randperm(n, device=self.device)
         for step in range(self.steps):
             start = (step * b) % n if n else 0
@@ -152,6 +155,8 @@ class IterableAdapter:
             hasattr(data, "__getitem__") and hasattr(data, "__len__")
             and not isinstance(data, torch.utils.data.DataLoader))
         self.is_loader = isinstance(data, torch.utils.data.DataLoader)
+        self.per_process = self.is_loader and isinstance(
+            getattr(data, "sampler", None), torch.utils.data.distributed.DistributedSampler)
         if steps is None and (self.is_dataset or self.is_loader):
             steps = len(data)
         self.steps = steps
@@ -186,12 +191,12 @@ class IterableAdapter:
 
 
 def get_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
-                device=None):
+                device=None, seed=None):
     """The adapter for `x`: arrays, or an iterable of batches."""
     if isinstance(x, (np.ndarray, torch.Tensor, dict)) or (
             isinstance(x, (list, tuple)) and all(_is_array(v) for v in x)):
         return ArrayAdapter(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
-                            steps=steps, device=device)
+                            steps=steps, device=device, seed=seed)
     if y is not None or sample_weight is not None:
         raise ValueError("`y` and `sample_weight` must not be passed when `x` is a generator, "
                          "a `PyDataset` or a `DataLoader`: yield them from `x` instead. "

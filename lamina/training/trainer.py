@@ -8,7 +8,7 @@ import warnings
 
 import torch
 
-from lamina import backend
+from lamina import backend, distribution
 from lamina import optimizers as optimizers_module
 from lamina.engine import keras_tensor as kt
 from lamina.engine.layer import _CallContext, _keras_view
@@ -108,6 +108,7 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
         self._compiled = None
+        self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
         self._has_trainable = False
         self._class_weight = None
@@ -124,6 +125,12 @@ class Trainer:
             with torch.no_grad():
                 self.model(x, training=False)
         self._prepare(training)
+        if training and distribution.is_distributed() and self._runner is self.model:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device = model_device(self.model)
+            self._runner = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def _prepare(self, training=True):
         """Collect the trainable weights, regularizers and constraints once per call."""
@@ -163,7 +170,7 @@ class Trainer:
         return weights
 
     def _forward_and_loss(self, x, y, sample_weight, training):
-        y_pred = self.model(x, training=training)
+        y_pred = (self._runner if training else self.model)(x, training=training)
         outputs = flatten_outputs(y_pred)
         targets = flatten_targets(y, self.output_names)
         weights = self._sample_weights(targets, sample_weight)
@@ -227,6 +234,17 @@ class Trainer:
             tracker.reset()
         self.compile_metrics.reset()
 
+    def _global_logs(self):
+        """Epoch logs as floats; across processes, metric states are summed first."""
+        if distribution.is_distributed():
+            states = []
+            for tracker in [self.loss_tracker] + self.output_loss_trackers:
+                states += [tracker.total, tracker.count]
+            for metric in self.compile_metrics.metrics:
+                states += list(metric.variables)
+            distribution.all_reduce_sum_(states)
+        return _logs_to_floats(self._logs())
+
     def _logs(self):
         logs = {"loss": self.loss_tracker.result()}
         for tracker in self.output_loss_trackers:
@@ -246,8 +264,10 @@ class Trainer:
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = data_adapter.split_validation(
                 x, y, sample_weight, validation_split)
+        distributed = distribution.maybe_initialize()
         adapter = data_adapter.get_adapter(x, y, sample_weight, batch_size=batch_size,
-                                           shuffle=shuffle, steps=steps_per_epoch, device=device)
+                                           shuffle=shuffle, steps=steps_per_epoch, device=device,
+                                           seed=distribution.broadcast_seed() if distributed else None)
         val_adapter = None
         if validation_data is not None:
             vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(validation_data)
@@ -270,7 +290,7 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            for step, (xb, yb, swb) in enumerate(adapter):
+            for step, (xb, yb, swb) in enumerate(_local_batches(adapter)):
                 if not checked:
                     self._first_batch(xb)
                     checked = True
@@ -281,7 +301,7 @@ class Trainer:
                     callbacks.on_train_batch_end(step, self._logs())
                 if model.stop_training:
                     break
-            epoch_logs = _logs_to_floats(self._logs())
+            epoch_logs = self._global_logs()
             if val_adapter is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_loop(val_adapter, callbacks)
                 model.train()
@@ -300,13 +320,13 @@ class Trainer:
         self._reset_metrics()
         callbacks.on_test_begin()
         wants_end = callbacks.wants_batch_hook("on_test_batch_end")
-        for step, (xb, yb, swb) in enumerate(adapter):
+        for step, (xb, yb, swb) in enumerate(_local_batches(adapter)):
             if prepare and step == 0:
                 self._first_batch(xb, training=False)
             self.test_step(xb, yb, swb)
             if wants_end:
                 callbacks.on_test_batch_end(step, self._logs())
-        logs = _logs_to_floats(self._logs())
+        logs = self._global_logs()
         callbacks.on_test_end(logs)
         return logs
 
@@ -347,6 +367,14 @@ class Trainer:
         self.test_step(x, y, sample_weight)
         logs = _logs_to_floats(self._logs())
         return logs if return_dict else _flatten_logs(logs)
+
+
+def _local_batches(adapter):
+    """The adapter's batches, each cut to this process's slice when training distributed."""
+    if not distribution.is_distributed() or getattr(adapter, "per_process", False):
+        return iter(adapter)
+    return ((distribution.shard(x), distribution.shard(y), distribution.shard(sw))
+            for x, y, sw in adapter)
 
 
 def _class_weight_table(class_weight, device):

@@ -1,0 +1,102 @@
+"""Data-parallel fit on torch.distributed: 2 CPU processes with Gloo, spawned by the test."""
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import lamina as keras
+from lamina import layers
+
+
+def make_data():
+    rng = np.random.RandomState(0)
+    x = rng.rand(64, 4).astype("float32")
+    y = (x @ rng.rand(4, 1) + 0.1).astype("float32")
+    return x, y
+
+
+SEEN_BATCH_SIZES = set()
+
+
+def record_batch_size(x):
+    SEEN_BATCH_SIZES.add(int(x.shape[0]))
+    return x
+
+
+def make_model():
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((4,)), layers.Lambda(record_batch_size),
+                              layers.Dense(3, activation="relu"), layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["mae"])
+    return model
+
+
+def worker(rank, world, port, out_dir, shuffle):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    try:
+        model = make_model()
+        x, y = make_data()
+        csv = os.path.join(out_dir, f"log_rank{rank}.csv")
+        SEEN_BATCH_SIZES.clear()
+        history = model.fit(x, y, batch_size=16, epochs=3, shuffle=shuffle, verbose=0,
+                            callbacks=[keras.callbacks.CSVLogger(csv)])
+        result = {"history": history.history, "batch_sizes": sorted(SEEN_BATCH_SIZES),
+                  "weights": [w.tolist() for w in model.get_weights()],
+                  "evaluate": model.evaluate(x, y, batch_size=16, verbose=0)}
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+            json.dump(result, f)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_ranks(tmp_path, shuffle):
+    mp.start_processes(worker, args=(2, free_port(), str(tmp_path), shuffle), nprocs=2,
+                       join=True, start_method="spawn")
+    return [json.load(open(tmp_path / f"rank{r}.json")) for r in range(2)]
+
+
+def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):
+    ranks = run_two_ranks(tmp_path, shuffle=False)
+    model = make_model()
+    x, y = make_data()
+    single = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0).history
+    for result in ranks:
+        for got, want in zip(result["weights"], model.get_weights()):
+            np.testing.assert_allclose(np.array(got), want, atol=1e-5)
+        for key in ("loss", "mae"):
+            np.testing.assert_allclose(result["history"][key], single[key], rtol=1e-5)
+        np.testing.assert_allclose(result["evaluate"], model.evaluate(x, y, verbose=0), rtol=1e-5)
+    assert ranks[0]["history"] == ranks[1]["history"]
+    assert ranks[0]["batch_sizes"] == ranks[1]["batch_sizes"] == [8]  # half of each global batch
+    assert (tmp_path / "log_rank0.csv").exists()
+    assert not (tmp_path / "log_rank1.csv").exists()  # only rank 0 writes files
+
+
+def test_shuffled_ranks_stay_in_step(tmp_path):
+    ranks = run_two_ranks(tmp_path, shuffle=True)
+    for a, b in zip(ranks[0]["weights"], ranks[1]["weights"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-6)
+    assert ranks[0]["history"]["loss"][-1] < ranks[0]["history"]["loss"][0]
+
+
+def test_shard_splits_a_global_batch():
+    from lamina import distribution
+
+    batch = torch.arange(10)
+    assert distribution.world_size() == 1
+    assert torch.equal(distribution.shard(batch), batch)
