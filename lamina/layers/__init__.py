@@ -25,3 +25,10 @@ from lamina.layers.reshaping import (Cropping1D, Cropping2D, Cropping3D, UpSampl
 from lamina.layers.recurrent import (GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN,
                                      SimpleRNNCell, StackedRNNCells)
 from lamina.layers.wrappers import TimeDistributed, Wrapper
+from lamina.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from lamina.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from lamina.layers.normalization import (BatchNormalization, GroupNormalization,
+                                         LayerNormalization, UnitNormalization)
+from lamina.layers.regularization import (ActivityRegularization, AlphaDropout, GaussianDropout,
+                                          GaussianNoise, SpatialDropout1D, SpatialDropout2D,
+                                          SpatialDropout3D)
