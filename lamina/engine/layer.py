@@ -342,7 +342,7 @@ class Layer(nn.Module):
                 shapes[f"{name}_shape"] = kt.map_structure(_shape_of, value)
         first = kt.map_structure(_shape_of, args[0]) if args else None
         build_names = self._build_arg_names
-        if len(build_names) > 1 and all(n in shapes for n in build_names if n != "kwargs"):
+        if len(build_names) > 1 and build_names[0] in shapes:
             self.build(**{n: shapes[n] for n in build_names if n in shapes})
         else:
             self.build(first)
@@ -632,17 +632,19 @@ def _run_probe(layer, args, kwargs, size):
     fargs = _fake_inputs(args, size, mode)
     fkwargs = _fake_inputs(kwargs, size, mode)
     masks = [getattr(a, "_keras_mask", None) for a in kt.flatten(args)]
+    mask = None
+    if any(m is not None for m in masks):
+        mask = _fake_inputs(masks[0] if len(masks) == 1 else masks, size, mode)
     with mode:
-        if layer._call_takes_mask and "mask" not in fkwargs and any(m is not None for m in masks):
-            mask = masks[0] if len(masks) == 1 else masks
-            fkwargs["mask"] = _fake_inputs(mask, size, mode)
+        if layer._call_takes_mask and "mask" not in fkwargs and mask is not None:
+            fkwargs["mask"] = mask
         if layer._call_takes_training:
             fkwargs["training"] = False
         out = layer.call(*fargs, **fkwargs)
         out_mask = None
         if layer.supports_masking or type(layer).compute_mask is not Layer.compute_mask:
             first = fargs[0] if fargs else None
-            out_mask = layer.compute_mask(first, fkwargs.get("mask"))
+            out_mask = layer.compute_mask(first, fkwargs.get("mask", mask))
     return out, out_mask
 
 
