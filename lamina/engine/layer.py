@@ -31,6 +31,9 @@ _ALLOWED_KWARGS = {"input_dim", "input_shape", "batch_input_shape", "batch_size"
                    "input_length"}
 
 
+_MISSING = object()
+
+
 class _CallContext:
     """State of the outermost layer call: the `training` flag and the losses added inside."""
     depth = 0
@@ -176,6 +179,12 @@ class Layer(nn.Module):
         super().__setattr__(attr, value)
 
     def __getattr__(self, attr):
+        # Parameters, buffers and sub-modules live in nn.Module's dicts: look there first.
+        store = self.__dict__
+        for table in ("_parameters", "_buffers", "_modules"):
+            found = store[table].get(attr, _MISSING) if table in store else _MISSING
+            if found is not _MISSING:
+                return found
         try:
             return super().__getattr__(attr)
         except AttributeError:
@@ -353,7 +362,8 @@ class Layer(nn.Module):
 
     # ---------------------------------------------------------------- calling
     def forward(self, *args, **kwargs):
-        if kt.any_symbolic(args) or kt.any_symbolic(kwargs):
+        plain = len(args) == 1 and type(args[0]) is torch.Tensor  # the common, fast case
+        if not plain and (kt.any_symbolic(args) or kt.any_symbolic(kwargs)):
             return self._symbolic_call(args, kwargs)
         if args and not isinstance(args[0], torch.Tensor):
             args = (_to_tensor(args[0], self.dtype),) + args[1:]
@@ -388,11 +398,13 @@ class Layer(nn.Module):
         if self.activity_regularizer is not None:
             for out in kt.flatten(outputs):
                 self.add_loss(self.activity_regularizer(out) / out.shape[0])
-        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+        makes_mask = type(self).compute_mask is not Layer.compute_mask
+        if makes_mask or self.supports_masking:
             mask = kwargs.get("mask", getattr(args[0], "_keras_mask", None) if args else None)
-            out_mask = self.compute_mask(args[0] if args else None, mask)
-            if out_mask is not None:
-                _attach_mask(outputs, out_mask)
+            if mask is not None or makes_mask:
+                out_mask = self.compute_mask(args[0] if args else None, mask)
+                if out_mask is not None:
+                    _attach_mask(outputs, out_mask)
         return outputs
 
     def call(self, inputs, *args, **kwargs):
