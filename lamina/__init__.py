@@ -12,3 +12,4 @@ from lamina.engine.model import Model
 from lamina.engine.sequential import Sequential
 
 __version__ = "0.1.0"
+from lamina import distribution, mixed_precision  # noqa: E402

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-from lamina import backend
+from lamina import backend, mixed_precision
 from lamina.engine import keras_tensor as kt
 from lamina.engine.keras_tensor import KerasTensor
 from lamina.engine.node import Node
@@ -81,8 +81,11 @@ class Layer(nn.Module):
         self.name = name or backend.unique_name(backend.to_snake_case(type(self).__name__))
         if isinstance(dtype, dict):  # a Keras 3 DTypePolicy config
             dtype = dtype.get("config", {}).get("name", dtype.get("name"))
+        if isinstance(dtype, mixed_precision.DTypePolicy):
+            dtype = dtype.name
+        self._dtype_policy = mixed_precision.DTypePolicy(dtype) if dtype else None
         self.dtype = backend.standardize_dtype(
-            "float32" if dtype in ("mixed_float16", "mixed_bfloat16") else dtype)
+            (self._dtype_policy or mixed_precision.global_policy()).variable_dtype)
         self.autocast = autocast
         self.built = False
         self.supports_masking = False
@@ -119,6 +122,19 @@ class Layer(nn.Module):
     _call_takes_training = False
     _call_takes_mask = False
     _build_arg_names = ["input_shape"]
+
+    # ---------------------------------------------------------------- dtypes
+    @property
+    def dtype_policy(self):
+        return self._dtype_policy or mixed_precision.global_policy()
+
+    @property
+    def compute_dtype(self):
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        return self.dtype
 
     # ---------------------------------------------------------------- weights
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
@@ -391,7 +407,13 @@ class Layer(nn.Module):
         _CallContext.training = training
         _CallContext.depth += 1
         try:
-            outputs = self.call(*args, **kwargs)
+            amp = (outer and mixed_precision.is_mixed()
+                   and mixed_precision.autocast_context(_device_of(args)))
+            if amp:
+                with amp:
+                    outputs = self.call(*args, **kwargs)
+            else:
+                outputs = self.call(*args, **kwargs)
         finally:
             _CallContext.depth -= 1
             _CallContext.training = previous
@@ -571,6 +593,13 @@ class Layer(nn.Module):
 
 
 _CallContext.depth_id = 0
+
+
+def _device_of(structure):
+    for leaf in kt.flatten(structure):
+        if isinstance(leaf, torch.Tensor):
+            return leaf.device
+    return backend.device()
 
 
 def _attach_mask(outputs, mask):

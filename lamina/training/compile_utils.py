@@ -91,7 +91,10 @@ class CompileLoss:
                     f"The model's output '{self.output_names[i]}' has a loss "
                     f"('{self.losses[i].name}'), which needs target values, but no targets "
                     "were given. Pass `y` to `fit`/`evaluate` (or yield `(x, y)` from your data).")
-            value = self.losses[i](targets[i], outputs[i], sample_weights[i])
+            output = outputs[i]
+            if output.dtype in (torch.float16, torch.bfloat16):  # losses in float32, as Keras
+                output = output.float()
+            value = self.losses[i](targets[i], output, sample_weights[i])
             parts.append(value)
             weighted = value if self.weights[i] == 1.0 else value * self.weights[i]
             total = weighted if total is None else total + weighted

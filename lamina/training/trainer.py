@@ -8,7 +8,7 @@ import warnings
 
 import torch
 
-from lamina import backend, distribution
+from lamina import backend, distribution, mixed_precision
 from lamina import optimizers as optimizers_module
 from lamina.engine import keras_tensor as kt
 from lamina.engine.layer import _CallContext, _keras_view
@@ -111,6 +111,7 @@ class Trainer:
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
         self._has_trainable = False
+        self._scaler = None
         self._class_weight = None
 
     # ------------------------------------------------------------------ preparation
@@ -142,6 +143,8 @@ class Trainer:
             if trainable and key != self._prepared_for:
                 self.optimizer.build(trainable)
                 self._prepared_for = key
+        if mixed_precision.global_policy().name == "mixed_float16" and self._scaler is None:
+            self._scaler = mixed_precision.LossScaler(model_device(model))
         self._regularized, self._constrained = [], []
         for layer in model._flatten_layers():
             for record in layer._weight_records:
@@ -213,8 +216,13 @@ class Trainer:
         total = forward(x, y, sample_weight)
         if self._has_trainable:
             self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            step()
+            if self._scaler is None:
+                total.backward()
+                step()
+            else:
+                (total * self._scaler.scale).backward()
+                if self._scaler.unscale(self.optimizer._trainable_variables):
+                    step()
         if self._constrained:
             with torch.no_grad():
                 for layer, record in self._constrained:
@@ -426,7 +434,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). "
                          "Please use `Model.compile(..., run_eagerly=True)`, or the data "
                          "passed to `predict` is empty.")
-    merged = [torch.cat(parts).cpu().numpy() for parts in zip(*chunks)]
+    merged = [_to_numpy(torch.cat(parts)) for parts in zip(*chunks)]
     return kt.pack_like(structure, merged)
 
 
@@ -435,5 +443,12 @@ def predict_on_batch(model, x):
     model.eval()
     with torch.inference_mode():
         out = model(data_adapter.structure_to_device(x, device), training=False)
-    return kt.map_structure(lambda t: t.cpu().numpy(), out)
+    return kt.map_structure(_to_numpy, out)
+
+
+def _to_numpy(tensor):
+    """numpy has no bfloat16: such outputs come back as float32."""
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
 

@@ -1,0 +1,100 @@
+"""Mixed precision, as `keras.mixed_precision`: float32 variables, float16/bfloat16 compute.
+
+>>> lamina.mixed_precision.set_global_policy("mixed_bfloat16")
+
+Under a mixed policy every outermost model or layer call runs inside `torch.autocast`, so torch
+picks the low-precision kernels; weights stay float32. With "mixed_float16", `fit` also scales
+the loss dynamically (as Keras's `LossScaleOptimizer` does) so small gradients survive float16.
+"""
+import torch
+
+from lamina import backend
+
+_MIXED = ("mixed_float16", "mixed_bfloat16")
+
+
+class DTypePolicy:
+    """A dtype policy: the dtype of the variables and the dtype of the computations."""
+
+    def __init__(self, name=None):
+        name = name or backend.floatx()
+        if name not in _MIXED:
+            try:
+                name = backend.standardize_dtype(name)
+            except ValueError:
+                raise ValueError(f"Cannot convert {name!r} to a mixed precision DTypePolicy. "
+                                 f"Valid policies include {', '.join(map(repr, _MIXED))} and "
+                                 "dtype names such as 'float32'.") from None
+        self.name = name
+
+    @property
+    def variable_dtype(self):
+        return "float32" if self.name.startswith("mixed_") else self.name
+
+    @property
+    def compute_dtype(self):
+        return self.name.replace("mixed_", "")
+
+    @property
+    def is_mixed(self):
+        return self.name.startswith("mixed_")
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f'<DTypePolicy "{self.name}">'
+
+
+Policy = DTypePolicy
+_GLOBAL = None
+
+
+def set_global_policy(policy):
+    """Set the policy every later layer and `fit`/`predict` use ("mixed_float16", ...)."""
+    global _GLOBAL
+    _GLOBAL = policy if isinstance(policy, DTypePolicy) or policy is None else DTypePolicy(policy)
+
+
+def global_policy():
+    return _GLOBAL or DTypePolicy(backend.floatx())
+
+
+def is_mixed():
+    """Whether the global policy is a mixed one (cheap: asked on every outermost call)."""
+    return _GLOBAL is not None and _GLOBAL.is_mixed
+
+
+def autocast_context(device):
+    """`torch.autocast` for the global policy on `device`, or None when it is not mixed."""
+    policy = global_policy()
+    if not policy.is_mixed:
+        return None
+    return torch.autocast(device_type=torch.device(device).type,
+                          dtype=backend.torch_dtype(policy.compute_dtype))
+
+
+class LossScaler:
+    """Dynamic loss scaling on the device: double every `growth_interval` finite steps, halve
+    and skip the update on overflow (the skip needs one read of the overflow flag)."""
+
+    def __init__(self, device, initial_scale=2.0 ** 15, growth_interval=2000):
+        self.scale = torch.full((), initial_scale, device=device)
+        self.growth_tracker = torch.zeros((), dtype=torch.int32, device=device)
+        self.found_inf = torch.zeros((), device=device)
+        self.growth_interval = growth_interval
+
+    def unscale(self, params):
+        """Divide the gradients by the scale; True when they are all finite."""
+        grads = [p.grad for p in params if p.grad is not None]
+        self.found_inf.zero_()
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, self.found_inf,
+                                                         self.scale.reciprocal())
+        finite = not bool(self.found_inf)
+        torch._amp_update_scale_(self.scale, self.growth_tracker, self.found_inf, 2.0, 0.5,
+                                 self.growth_interval)
+        return finite
