@@ -1,8 +1,11 @@
-"""Throughput of lamina `fit`/`predict` against the same work as a hand-written PyTorch loop.
+"""lamina against a hand-written PyTorch loop and against Keras 3 on torch, in one process.
 
-Run: python benchmarks/bench_fit.py [--quick] [--jit]
-Both sides run in this process, interleaved, median of the repetitions; samples/s, steady state
-(the first epoch, which builds and warms up, is timed separately).
+Run: python benchmarks/bench_fit.py [--quick] [--jit] [--no-keras] [--write]
+
+Each workload is one Keras-API script run by lamina and, when installed, by Keras 3 with
+KERAS_BACKEND=torch, plus the same model written as a plain PyTorch loop. The three run
+interleaved, median of the repetitions, in samples/s at steady state; the first (building,
+compiling) epoch is timed separately. `--write` stores the table in benchmarks/RESULTS.md.
 """
 import argparse
 import os
@@ -11,26 +14,32 @@ import statistics
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-import lamina as keras  # noqa: E402
-from lamina import layers  # noqa: E402
+import lamina  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- workloads
-def mlp_data(n):
-    rng = np.random.RandomState(0)
-    return rng.rand(n, 784).astype("float32"), rng.randint(0, 10, n).astype("int64")
+class Workload:
+    """A Keras-API model builder, its plain-torch twin and its data."""
+
+    def __init__(self, name, build, torch_model, loss_fn, data, batch_size, kind="fit",
+                 channels_first_torch=False):
+        self.name, self.build, self.torch_model, self.loss_fn = name, build, torch_model, loss_fn
+        self.data, self.batch_size, self.kind = data, batch_size, kind
+        self.channels_first_torch = channels_first_torch
 
 
-def lamina_mlp(jit):
-    model = keras.Sequential([keras.Input((784,)), layers.Dense(64, activation="relu"),
-                              layers.Dense(64, activation="relu"),
-                              layers.Dense(10, activation="softmax")])
+def mlp(lib, jit=False):
+    L = lib.layers
+    model = lib.Sequential([lib.Input((784,)), L.Dense(64, activation="relu"),
+                            L.Dense(64, activation="relu"), L.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
     return model
 
@@ -40,14 +49,24 @@ def torch_mlp():
                          nn.Linear(64, 10))
 
 
-def lstm_data(n):
-    rng = np.random.RandomState(0)
-    return rng.randint(1, 1000, (n, 50)).astype("int64"), rng.randint(0, 2, (n, 1)).astype("float32")
+def convnet(lib, jit=False):
+    L = lib.layers
+    model = lib.Sequential([lib.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"),
+                            L.MaxPooling2D(2), L.Conv2D(64, 3, activation="relu"),
+                            L.MaxPooling2D(2), L.Flatten(), L.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
+    return model
 
 
-def lamina_lstm(jit):
-    model = keras.Sequential([keras.Input((50,), dtype="int64"), layers.Embedding(1000, 64),
-                              layers.LSTM(32), layers.Dense(1, activation="sigmoid")])
+def torch_convnet():
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 10))
+
+
+def lstm(lib, jit=False):
+    L = lib.layers
+    model = lib.Sequential([lib.Input((50,), dtype="int32"), L.Embedding(1000, 64), L.LSTM(32),
+                            L.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=jit)
     return model
 
@@ -64,90 +83,124 @@ class TorchLSTM(nn.Module):
         return self.head(h[-1])
 
 
-# ----------------------------------------------------------------------------- loops
-def torch_fit_epoch(model, opt, loss_fn, x, y, batch_size):
-    n = x.shape[0]
-    perm = torch.randperm(n)
-    for start in range(0, n, batch_size):
-        idx = perm[start:start + batch_size]
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x[idx]), y[idx])
-        loss.backward()
-        opt.step()
+def classes(n, k, rng):
+    return rng.randint(0, k, n).astype("int64")
 
 
-def torch_predict(model, x, batch_size):
-    with torch.inference_mode():
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+def workloads(quick):
+    rng = np.random.RandomState(0)
+    n_mlp, n_conv, n_lstm = (12000, 2048, 1024) if quick else (60000, 8192, 4096)
+    mlp_data = (rng.rand(n_mlp, 784).astype("float32"), classes(n_mlp, 10, rng))
+    conv_data = (rng.rand(n_conv, 28, 28, 1).astype("float32"), classes(n_conv, 10, rng))
+    lstm_data = (rng.randint(1, 1000, (n_lstm, 50)).astype("int64"),
+                 rng.randint(0, 2, (n_lstm, 1)).astype("float32"))
+    ce = lambda logits, y: F.cross_entropy(logits, y)  # noqa: E731
+    bce = lambda logits, y: F.binary_cross_entropy_with_logits(logits, y)  # noqa: E731
+    return [
+        Workload("MLP fit b32", mlp, torch_mlp, ce, mlp_data, 32),
+        Workload("MLP fit b128", mlp, torch_mlp, ce, mlp_data, 128),
+        Workload("convnet fit b128", convnet, torch_convnet, ce, conv_data, 128,
+                 channels_first_torch=True),
+        Workload("LSTM fit b64", lstm, TorchLSTM, bce, lstm_data, 64),
+        Workload("MLP predict b128", mlp, torch_mlp, None, mlp_data, 128, kind="predict"),
+        Workload("convnet predict b1024", convnet, torch_convnet, None, conv_data, 1024,
+                 kind="predict", channels_first_torch=True),
+    ]
 
 
+# ----------------------------------------------------------------------------- runners
 def timed(fn):
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def run_fit(name, make_lamina, make_torch, loss_fn, data, batch_size, reps, jit):
-    x, y = data
-    n = x.shape[0]
-    model = make_lamina(jit)
-    first = timed(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0))
-    tmodel = make_torch()
-    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    torch_fit_epoch(tmodel, topt, loss_fn, tx, ty, batch_size)
-    ours, theirs = [], []
-    for _ in range(reps):
-        ours.append(n / timed(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)))
-        theirs.append(n / timed(lambda: torch_fit_epoch(tmodel, topt, loss_fn, tx, ty, batch_size)))
-    return name, statistics.median(ours), statistics.median(theirs), first
+def torch_runner(work):
+    model = work.torch_model()
+    x, y = (torch.from_numpy(a) for a in work.data)
+    if work.channels_first_torch:
+        x = x.permute(0, 3, 1, 2).contiguous()
+    b = work.batch_size
+    if work.kind == "predict":
+        model.eval()
+
+        def run():
+            with torch.inference_mode():
+                torch.cat([model(x[i:i + b]) for i in range(0, x.shape[0], b)]).numpy()
+        return run
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def run():
+        perm = torch.randperm(x.shape[0])
+        for start in range(0, x.shape[0], b):
+            idx = perm[start:start + b]
+            opt.zero_grad(set_to_none=True)
+            loss = work.loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+    return run
 
 
-def run_predict(name, make_lamina, make_torch, x, batch_size, reps):
-    model = make_lamina(False)
-    tmodel = make_torch().eval()
-    tx = torch.from_numpy(x)
-    model.predict(x, batch_size=batch_size, verbose=0)
-    torch_predict(tmodel, tx, batch_size)
-    n = x.shape[0]
-    ours, theirs = [], []
+def keras_api_runner(lib, work, jit):
+    model = work.build(lib, jit=jit)
+    x, y = work.data
+    if work.kind == "predict":
+        return lambda: model.predict(x, batch_size=work.batch_size, verbose=0)
+    return lambda: model.fit(x, y, batch_size=work.batch_size, epochs=1, verbose=0)
+
+
+def measure(work, runners, reps):
+    n = work.data[0].shape[0]
+    first = {name: timed(run) for name, run in runners.items()}
+    rates = {name: [] for name in runners}
     for _ in range(reps):
-        ours.append(n / timed(lambda: model.predict(x, batch_size=batch_size, verbose=0)))
-        theirs.append(n / timed(lambda: torch_predict(tmodel, tx, batch_size)))
-    return name, statistics.median(ours), statistics.median(theirs), None
+        for name, run in runners.items():
+            rates[name].append(n / timed(run))
+    return {name: statistics.median(r) for name, r in rates.items()}, first
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="smaller data, 2 repetitions")
-    parser.add_argument("--jit", action="store_true", help="compile(jit_compile=True)")
+    parser.add_argument("--quick", action="store_true", help="less data, 2 repetitions")
+    parser.add_argument("--jit", action="store_true", help="lamina with compile(jit_compile=True)")
+    parser.add_argument("--no-keras", action="store_true", help="skip Keras 3 on torch")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     reps = 2 if args.quick else args.reps
-    n_mlp = 12000 if args.quick else 60000
-    n_lstm = 1024 if args.quick else 4096
+    keras = None
+    if not args.no_keras:
+        try:
+            import keras
+        except ImportError:
+            keras = None
     torch.manual_seed(0)
-
-    def ce(logits, labels):
-        return F.cross_entropy(logits, labels)
-
-    def bce(logits, labels):
-        return F.binary_cross_entropy_with_logits(logits, labels)
-
-    rows = [
-        run_fit("MLP fit b32", lamina_mlp, torch_mlp, ce, mlp_data(n_mlp), 32, reps, args.jit),
-        run_fit("MLP fit b128", lamina_mlp, torch_mlp, ce, mlp_data(n_mlp), 128, reps, args.jit),
-        run_fit("LSTM fit b64", lamina_lstm, TorchLSTM, bce, lstm_data(n_lstm), 64, reps, args.jit),
-        run_predict("MLP predict b128", lamina_mlp, torch_mlp, mlp_data(n_mlp)[0], 128, reps),
-    ]
-    print(f"\n{time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | "
-          f"{torch.get_num_threads()} threads | torch {torch.__version__} | "
-          f"jit_compile={args.jit}\n")
-    print("| workload | lamina (samples/s) | hand-written torch (samples/s) | ratio | first epoch (s) |")
-    print("|---|---|---|---|---|")
-    for name, ours, theirs, first in rows:
-        first_text = f"{first:.2f}" if first is not None else "-"
-        print(f"| {name} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {first_text} |")
+    lines = [f"{time.strftime('%Y-%m-%d')} | {platform.machine()} "
+             f"{platform.processor() or ''} | {torch.get_num_threads()} threads | "
+             f"torch {torch.__version__} | lamina {lamina.__version__} | "
+             f"keras {keras.__version__ if keras else 'not installed'} | "
+             f"jit_compile={args.jit} | samples/s, median of {reps}", "",
+             "| workload | hand-written torch | lamina | lamina / torch | Keras 3 on torch | "
+             "Keras / torch | lamina / Keras | lamina first epoch (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines[:1]), flush=True)
+    for work in workloads(args.quick):
+        runners = {"torch": torch_runner(work), "lamina": keras_api_runner(lamina, work, args.jit)}
+        if keras is not None:
+            runners["keras"] = keras_api_runner(keras, work, False)
+        rates, first = measure(work, runners, reps)
+        t, lam = rates["torch"], rates["lamina"]
+        k = rates.get("keras")
+        row = (f"| {work.name} | {t:,.0f} | {lam:,.0f} | {lam / t:.2f}x | "
+               + (f"{k:,.0f} | {k / t:.2f}x | {lam / k:.1f}x" if k else "- | - | -")
+               + f" | {first['lamina']:.2f} |")
+        lines.append(row)
+        print(row, flush=True)
+    if args.write:
+        path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+        with open(path, "w") as f:
+            f.write("# Benchmark results\n\n`python benchmarks/bench_fit.py"
+                    + (" --jit" if args.jit else "") + "`\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -338,3 +338,17 @@ def test_jit_compile_trains_to_the_same_weights_as_eager():
     for a, b in zip(eager_weights, jit_weights):
         np.testing.assert_allclose(a, b, atol=1e-6)
     np.testing.assert_allclose(jit_history["loss"], eager_history["loss"], rtol=1e-6)
+
+
+def test_fit_flushes_denormals_only_while_it_runs():
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(float(torch.tensor(1e-40) * 1.0))
+
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.zeros((4, 3)), np.zeros((4, 1)), verbose=0, callbacks=[Probe()])
+    assert seen == [0.0]
+    assert float(torch.tensor(1e-40) * 1.0) > 0.0

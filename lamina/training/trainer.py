@@ -4,6 +4,7 @@ One step function per mode, closed over the model, the resolved losses and metri
 optimizer. Everything a step touches stays on the device: loss sums and metric states are
 tensors, read back only at epoch ends and when a callback asks for batch logs.
 """
+import functools
 import warnings
 
 import torch
@@ -15,6 +16,26 @@ from lamina.engine.layer import _CallContext, _keras_view
 from lamina.training import data_adapter
 from lamina.training.compile_utils import (CompileLoss, CompileMetrics, flatten_outputs,
                                            flatten_targets)
+
+
+def _flush_denormals(fn):
+    """Run `fn` with denormal floats flushed to zero, as TensorFlow and XLA do on CPU: training
+    that drifts into denormals otherwise runs many times slower."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        outermost = not _flush_denormals.active
+        if outermost:
+            _flush_denormals.active = torch.set_flush_denormal(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if outermost and _flush_denormals.active:
+                torch.set_flush_denormal(False)
+                _flush_denormals.active = False
+    return wrapper
+
+
+_flush_denormals.active = False
 
 
 class _MeanTracker:
@@ -261,6 +282,7 @@ class Trainer:
         return logs
 
     # ------------------------------------------------------------------ fit
+    @_flush_denormals
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -338,6 +360,7 @@ class Trainer:
         callbacks.on_test_end(logs)
         return logs
 
+    @_flush_denormals
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         from lamina.callbacks import CallbackList
@@ -352,6 +375,7 @@ class Trainer:
         return logs if return_dict else _flatten_logs(logs)
 
     # ------------------------------------------------------------------ on batch
+    @_flush_denormals
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
         device = model_device(self.model)
@@ -365,6 +389,7 @@ class Trainer:
         logs = _logs_to_floats(self._logs())
         return logs if return_dict else _flatten_logs(logs)
 
+    @_flush_denormals
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         device = model_device(self.model)
         x, y, sample_weight = [data_adapter.structure_to_device(v, device)
@@ -410,6 +435,7 @@ def _compile(fn):
 
 
 # ---------------------------------------------------------------------- predict
+@_flush_denormals
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
     from lamina.callbacks import CallbackList
 
@@ -438,6 +464,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     return kt.pack_like(structure, merged)
 
 
+@_flush_denormals
 def predict_on_batch(model, x):
     device = model_device(model)
     model.eval()
