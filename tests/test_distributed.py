@@ -100,3 +100,20 @@ def test_shard_splits_a_global_batch():
     batch = torch.arange(10)
     assert distribution.world_size() == 1
     assert torch.equal(distribution.shard(batch), batch)
+
+
+def test_readme_torchrun_example_runs(tmp_path):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "examples", "distributed_train.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", script, str(tmp_path)],
+        capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = [line for line in result.stdout.splitlines() if line.startswith("rank ")]
+    assert sorted(r.split(":")[0] for r in reports) == ["rank 0/2", "rank 1/2"]
+    assert len({r.split(":")[1] for r in reports}) == 1  # both ranks report the same numbers
+    rows = (tmp_path / "training.csv").read_text().strip().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("epoch")  # header + 3 epochs, written once
