@@ -11,12 +11,10 @@ tensor([[1.],
         [1.],
         [1.]])
 """
-import inspect
 
 import torch
 
 from lamina import backend
-from lamina.saving import object_registration
 from lamina.saving import serialization_lib
 
 
@@ -127,22 +125,7 @@ def deserialize(config, custom_objects=None):
 
 
 def get(identifier):
-    """Resolve `identifier`: a name (`"max_norm"`, `"MaxNorm"`), a config dict, a class
-    (instantiated) or a callable (passed through). None gives None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        obj = object_registration.get_registered_object(identifier, None, ALL_OBJECTS_DICT)
-        if obj is None:
-            raise ValueError(f"Could not interpret constraint identifier: {identifier!r}. "
-                             f"Known constraints: {', '.join(sorted(ALL_OBJECTS_DICT))}")
-    elif isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    else:
-        obj = identifier
-    if inspect.isclass(obj):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}. Expected a "
-                     "string, a config dict, a Constraint or a callable.")
+    """Resolve `identifier`: a name, a config dict, a class (instantiated) or a callable (passed
+    through). None gives None."""
+    return serialization_lib.get_object(identifier, ALL_OBJECTS_DICT, "constraint", "constraints",
+                                        "a string, a config dict, a Constraint or a callable")

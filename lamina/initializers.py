@@ -13,14 +13,12 @@ a seed, values come from torch's global RNG, so `torch.manual_seed` controls the
 >>> serialize(init)["config"]
 {'seed': 1, 'input_axes': None, 'output_axes': None}
 """
-import inspect
 import math
 
 import numpy as np
 import torch
 
 from lamina import backend
-from lamina.saving import object_registration
 from lamina.saving import serialization_lib
 
 # Keras's correction: the stddev of a unit normal truncated at +-2 stddev.
@@ -410,23 +408,8 @@ def _from_array(value):
 def get(identifier):
     """Resolve `identifier`: a name (`"glorot_uniform"`, `"GlorotUniform"`), a config dict, a
     class (instantiated), a callable (passed through) or an array (its values). None gives None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        cls = object_registration.get_registered_object(identifier, None, ALL_OBJECTS_DICT)
-        if cls is None:
-            raise ValueError(f"Could not interpret initializer identifier: {identifier!r}. "
-                             f"Known initializers: {', '.join(sorted(ALL_OBJECTS_DICT))}")
-        obj = cls
-    elif isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, (torch.Tensor, np.ndarray, np.generic)):
-        obj = _from_array(identifier)
-    else:
-        obj = identifier
-    if inspect.isclass(obj):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}. Expected a "
-                     "string, a config dict, an Initializer, a callable or an array.")
+    if isinstance(identifier, (torch.Tensor, np.ndarray, np.generic)):
+        return _from_array(identifier)
+    return serialization_lib.get_object(
+        identifier, ALL_OBJECTS_DICT, "initializer", "initializers",
+        "a string, a config dict, an Initializer, a callable or an array")

@@ -8,14 +8,12 @@ whose rows/columns depend on the layout).
 >>> L2(0.5)(torch.ones(2, 2))
 tensor(2.)
 """
-import inspect
 import math
 
 import numpy as np
 import torch
 
 from lamina import backend
-from lamina.saving import object_registration
 from lamina.saving import serialization_lib
 
 
@@ -152,22 +150,7 @@ def deserialize(config, custom_objects=None):
 
 
 def get(identifier):
-    """Resolve `identifier`: a name (`"l2"`, `"L2"`), a config dict, a class (instantiated) or a
-    callable (passed through). None gives None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        obj = object_registration.get_registered_object(identifier, None, ALL_OBJECTS_DICT)
-        if obj is None:
-            raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}. "
-                             f"Known regularizers: {', '.join(sorted(ALL_OBJECTS_DICT))}")
-    elif isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    else:
-        obj = identifier
-    if inspect.isclass(obj):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}. Expected a "
-                     "string, a config dict, a Regularizer or a callable.")
+    """Resolve `identifier`: a name, a config dict, a class (instantiated) or a callable (passed
+    through). None gives None."""
+    return serialization_lib.get_object(identifier, ALL_OBJECTS_DICT, "regularizer", "regularizers",
+                                        "a string, a config dict, a Regularizer or a callable")

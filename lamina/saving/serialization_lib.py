@@ -87,6 +87,29 @@ def deserialize_keras_object(config, module_objects=None, custom_objects=None,
     return cls(**inner)
 
 
+def get_object(identifier, module_objects, kind, plural, expected):
+    """The `get()` of the math modules: a name or config dict resolves through the registry and
+    `module_objects`; a class is instantiated; a callable passes through; None gives None."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        obj = object_registration.get_registered_object(identifier, None, module_objects)
+        if obj is None:
+            raise ValueError(f"Could not interpret {kind} identifier: {identifier!r}. "
+                             f"Known {plural}: {', '.join(sorted(module_objects))}")
+    elif isinstance(identifier, dict):
+        obj = deserialize_keras_object(identifier, module_objects=module_objects,
+                                       printable_module_name=kind)
+    else:
+        obj = identifier
+    if inspect.isclass(obj):
+        obj = obj()
+    if callable(obj):
+        return obj
+    raise ValueError(f"Could not interpret {kind} identifier: {identifier!r}. Expected "
+                     f"{expected}.")
+
+
 def _unknown(kind, name, module_objects, custom_objects):
     known = sorted(set(module_objects or ()) | set(custom_objects or ())
                    | set(object_registration.get_custom_objects()))
