@@ -6,7 +6,6 @@
 """
 from lamina import backend
 from lamina.engine import keras_tensor as kt
-from lamina.engine.input_layer import InputLayer
 from lamina.engine.keras_tensor import KerasTensor
 from lamina.engine.model import Model
 
@@ -205,3 +204,13 @@ class Functional(Model):
 
     def compute_output_shape(self, input_shape):
         return self.output_shape
+
+    # --------------------------------------------------------------- config
+    def get_config(self):
+        from lamina.saving import config as config_lib
+        return config_lib.functional_get_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from lamina.saving import config as config_lib
+        return config_lib.functional_from_config(cls, config, custom_objects)

@@ -8,7 +8,6 @@ from torch import nn
 from lamina import backend
 from lamina.engine.input_layer import InputLayer
 from lamina.engine.keras_tensor import KerasTensor
-from lamina.engine.layer import Layer
 from lamina.engine.model import Model
 
 
@@ -138,3 +137,13 @@ class Sequential(Model):
     @property
     def input_names(self):
         return [self._stack[0].name] if self._functional is not None else []
+
+    # --------------------------------------------------------------- config
+    def get_config(self):
+        from lamina.saving import config as config_lib
+        return config_lib.sequential_get_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from lamina.saving import config as config_lib
+        return config_lib.sequential_from_config(cls, config, custom_objects)
