@@ -12,4 +12,12 @@ from lamina.engine.model import Model
 from lamina.engine.sequential import Sequential
 
 __version__ = "0.1.0"
-from lamina import distribution, mixed_precision  # noqa: E402
+from lamina import distribution, mixed_precision, preprocessing, saving  # noqa: E402
+
+
+def __getattr__(name):
+    """`lamina.applications` is imported on first use: it is large and most scripts skip it."""
+    if name == "applications":
+        import importlib
+        return importlib.import_module("lamina.applications")
+    raise AttributeError(f"module 'lamina' has no attribute {name!r}")

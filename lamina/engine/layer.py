@@ -691,11 +691,12 @@ def _run_probe(layer, args, kwargs, size):
 
 def _infer_outputs(layer, args, kwargs):
     """Output KerasTensors of `layer` on symbolic inputs, via torch's fake tensors."""
-    has_unknown = any(d is None for t in kt.flatten((args, kwargs)) if isinstance(t, KerasTensor)
-                      for d in t.shape)
+    symbolic = [t for t in kt.flatten((args, kwargs)) if isinstance(t, KerasTensor)]
+    # Unknown sizes other than the batch axis need a second probe to tell which outputs vary.
+    only_batch = all(d is not None for t in symbolic for d in t.shape[1:])
     try:
         first, mask = _run_probe(layer, args, kwargs, _PROBE_SIZES[0])
-        second = _run_probe(layer, args, kwargs, _PROBE_SIZES[1])[0] if has_unknown else first
+        second = first if only_batch else _run_probe(layer, args, kwargs, _PROBE_SIZES[1])[0]
     except NotImplementedError:
         raise
     except Exception as error:  # noqa: BLE001 - re-raised with the layer named
@@ -704,8 +705,11 @@ def _infer_outputs(layer, args, kwargs):
         raise ValueError(f"Exception encountered when calling layer '{layer.name}' "
                          f"({type(layer).__name__}) on symbolic inputs: {error}") from error
 
+    batch_unknown = any(t.shape and t.shape[0] is None for t in symbolic)
+
     def symbolic(a, b):
-        shape = tuple(da if da == db else None for da, db in zip(a.shape, b.shape))
+        shape = tuple(None if da != db or (i == 0 and batch_unknown and da == _PROBE_SIZES[0])
+                      else da for i, (da, db) in enumerate(zip(a.shape, b.shape)))
         return KerasTensor(shape, dtype=backend.standardize_dtype(a.dtype))
 
     outputs = kt.pack_like(first, [symbolic(a, b) for a, b in

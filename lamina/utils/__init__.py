@@ -9,6 +9,8 @@ from lamina.saving.object_registration import (CustomObjectScope, custom_object_
                                                get_registered_object,
                                                register_keras_serializable)
 from lamina.training.data_adapter import PyDataset, Sequence
+from lamina.utils.file_utils import get_file
+from lamina.preprocessing.image import array_to_img, img_to_array, load_img, save_img
 
 
 def to_categorical(x, num_classes=None):
