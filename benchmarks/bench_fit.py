@@ -22,6 +22,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 import lamina  # noqa: E402
 
 
@@ -83,6 +84,17 @@ class TorchLSTM(nn.Module):
         return self.head(h[-1])
 
 
+def resnet50(lib, jit=False):
+    model = lib.applications.ResNet50(weights=None)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=jit)
+    return model
+
+
+def torch_resnet50():
+    from torch_resnet50 import resnet50 as build
+    return build()
+
+
 def classes(n, k, rng):
     return rng.randint(0, k, n).astype("int64")
 
@@ -105,6 +117,9 @@ def workloads(quick):
         Workload("MLP predict b128", mlp, torch_mlp, None, mlp_data, 128, kind="predict"),
         Workload("convnet predict b1024", convnet, torch_convnet, None, conv_data, 1024,
                  kind="predict", channels_first_torch=True),
+        Workload("ResNet50 predict b8 (224px)", resnet50, torch_resnet50, None,
+                 (rng.rand(16 if quick else 32, 224, 224, 3).astype("float32"), None), 8,
+                 kind="predict", channels_first_torch=True),
     ]
 
 
@@ -117,7 +132,7 @@ def timed(fn):
 
 def torch_runner(work):
     model = work.torch_model()
-    x, y = (torch.from_numpy(a) for a in work.data)
+    x, y = (None if a is None else torch.from_numpy(a) for a in work.data)
     if work.channels_first_torch:
         x = x.permute(0, 3, 1, 2).contiguous()
     b = work.batch_size

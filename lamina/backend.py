@@ -96,6 +96,8 @@ def standardize_dtype(dtype):
     """The Keras string name of `dtype` (a string, numpy dtype or torch dtype)."""
     if dtype is None:
         return floatx()
+    if isinstance(dtype, dict):  # a Keras 3 DTypePolicy config
+        return standardize_dtype(dtype.get("config", {}).get("name", dtype.get("name")))
     if isinstance(dtype, torch.dtype):
         return str(dtype).split(".")[-1]
     name = getattr(dtype, "name", None) or str(dtype)
