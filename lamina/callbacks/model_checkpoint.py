@@ -65,18 +65,18 @@ class ModelCheckpoint(MonitorCallback):
                 "Expected save_freq are 'epoch' or integer values"
             )
         if save_weights_only:
-            if not self.filepath.endswith(".weights.h5"):
+            if not self.filepath.endswith((".weights.h5", ".h5", ".hdf5", ".safetensors")):
                 raise ValueError(
                     "When using `save_weights_only=True` in `ModelCheckpoint`"
                     ", the filepath provided must end in `.weights.h5` "
-                    "(Keras weights format). Received: "
-                    f"filepath={self.filepath}"
+                    "(Keras weights format), or `.h5`/`.hdf5` (Keras 2 weights). "
+                    f"Received: filepath={self.filepath}"
                 )
-        elif not self.filepath.endswith((".keras", ".h5")):
+        elif not self.filepath.endswith((".keras", ".h5", ".hdf5")):
             raise ValueError(
                 "The filepath provided must end in `.keras` "
-                "(Keras model format). Received: "
-                f"filepath={self.filepath}"
+                "(Keras model format), or `.h5`/`.hdf5` (legacy Keras 2 model). "
+                f"Received: filepath={self.filepath}"
             )
 
     def _batch_hook_active(self, hook):
