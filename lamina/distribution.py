@@ -12,6 +12,7 @@ with a `DistributedSampler`, whose batches are already per process.
 
 >>> lamina.distribution.set_distribution(lamina.distribution.DataParallel())
 """
+import atexit
 import os
 
 import torch
@@ -37,6 +38,14 @@ class DataParallel:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend=backend)
+        atexit.register(_shutdown)  # lamina opened the group, so lamina closes it in order
+
+
+def _shutdown():
+    """Leave together: a process exiting while its peers still talk to it aborts them."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def set_distribution(value):

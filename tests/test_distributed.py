@@ -112,8 +112,10 @@ def test_readme_torchrun_example_runs(tmp_path):
          f"--master_port={free_port()}", script, str(tmp_path)],
         capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
-    reports = [line for line in result.stdout.splitlines() if line.startswith("rank ")]
-    assert sorted(r.split(":")[0] for r in reports) == ["rank 0/2", "rank 1/2"]
-    assert len({r.split(":")[1] for r in reports}) == 1  # both ranks report the same numbers
+    import re
+
+    reports = dict(re.findall(r"rank (\d/2): (loss [\d.]+ accuracy [\d.]+)", result.stdout))
+    assert sorted(reports) == ["0/2", "1/2"], result.stdout
+    assert len(set(reports.values())) == 1  # both ranks report the same global numbers
     rows = (tmp_path / "training.csv").read_text().strip().splitlines()
     assert len(rows) == 4 and rows[0].startswith("epoch")  # header + 3 epochs, written once
