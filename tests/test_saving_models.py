@@ -69,11 +69,11 @@ def optimizer_state(model):
     return [np.asarray(v) for v in model.optimizer.variables]
 
 
-def assert_all_close(a, b, atol=1e-6):
+def assert_all_close(a, b, atol=1e-6, rtol=1e-7):
     assert len(a) == len(b)
     for u, v in zip(a, b):
         np.testing.assert_allclose(np.asarray(u, dtype="float64"), np.asarray(v, "float64"),
-                                   atol=atol)
+                                   atol=atol, rtol=rtol)
 
 
 # ------------------------------------------------------------------------ round trips
@@ -254,13 +254,13 @@ def test_keras_applications_model_moves_both_ways(tmp_path):
     kmodel.save(tmp_path / "k.keras")
     loaded = load_model(tmp_path / "k.keras")
     assert [l.name for l in loaded.layers] == [l.name for l in kmodel.layers]
-    assert_all_close(predict(loaded, x), predict(kmodel, x), atol=1e-4)
+    assert_all_close(predict(loaded, x), predict(kmodel, x), atol=1e-4, rtol=1e-5)
     model = applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35,
                                      classes=5, classifier_activation=None)
     model.set_weights(loaded.get_weights())
     model.save(tmp_path / "l.keras")
     kloaded = keras.models.load_model(tmp_path / "l.keras")
-    assert_all_close(predict(kloaded, x), predict(kmodel, x), atol=1e-4)
+    assert_all_close(predict(kloaded, x), predict(kmodel, x), atol=1e-4, rtol=1e-5)
 
 
 def doubled_mae(y_true, y_pred):

@@ -46,10 +46,11 @@ class Dense(Layer):
         if input_dim is None:
             raise ValueError(f"The last dimension of the input to layer '{self.name}' (Dense) "
                              f"must be defined. Received input shape: {input_shape}")
+        # Stored as torch's (units, input_dim) for `F.linear`; Keras's (input_dim, units) outside.
         self.kernel = self.add_weight(shape=(input_dim, self.units), name="kernel",
                                       initializer=self.kernel_initializer,
                                       regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
+                                      constraint=self.kernel_constraint, layout=(1, 0))
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(shape=(self.units,), name="bias",
@@ -59,13 +60,7 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):
-        if inputs.dim() == 2 and self.bias is not None:
-            x = torch.addmm(self.bias, inputs, self.kernel)
-        else:
-            x = torch.matmul(inputs, self.kernel)
-            if self.bias is not None:
-                x = x + self.bias
-        return self.activation(x)
+        return self.activation(F.linear(inputs, self.kernel, self.bias))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
