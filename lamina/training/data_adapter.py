@@ -129,12 +129,17 @@ class ArrayAdapter:
             else:
                 index = perm[start:stop]
                 take = lambda v: v.index_select(0, index)  # noqa: E731
-            yield (kt.map_structure(take, self.x),
-                   None if self.y is None else kt.map_structure(take, self.y),
-                   None if self.sample_weight is None else kt.map_structure(take, self.sample_weight))
+            yield (_take(take, self.x), _take(take, self.y), _take(take, self.sample_weight))
 
     def on_epoch_end(self):
         pass
+
+
+def _take(take, structure):
+    """`take` applied to every array of `structure` (a plain tensor skips the tree walk)."""
+    if structure is None or isinstance(structure, torch.Tensor):
+        return None if structure is None else take(structure)
+    return kt.map_structure(take, structure)
 
 
 def _as_array_structure(data):
