@@ -119,3 +119,50 @@ def test_readme_torchrun_example_runs(tmp_path):
     assert len(set(reports.values())) == 1  # both ranks report the same global numbers
     rows = (tmp_path / "training.csv").read_text().strip().splitlines()
     assert len(rows) == 4 and rows[0].startswith("epoch")  # header + 3 epochs, written once
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.crash_epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.crash_epoch:
+            raise RuntimeError("simulated crash")
+
+
+def backup_worker(rank, world, port, out_dir, crash):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    try:
+        model = make_model()
+        x, y = make_data()
+        callbacks = [keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+                     keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=True)]
+        if crash:
+            callbacks.append(CrashAtEpoch(2))
+        try:
+            model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=callbacks)
+        except RuntimeError as error:
+            assert crash and "simulated crash" in str(error)
+        with open(os.path.join(out_dir, f"weights{rank}.json"), "w") as f:
+            json.dump([w.tolist() for w in model.get_weights()], f)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_backup_and_restore_resumes_on_two_ranks(tmp_path):
+    for crash in (True, False):
+        mp.start_processes(backup_worker, args=(2, free_port(), str(tmp_path), crash), nprocs=2,
+                           join=True, start_method="spawn")
+        if crash:
+            assert (tmp_path / "backup").exists()
+    with open(tmp_path / "log.csv") as f:
+        epochs = [int(line.split(",")[0]) for line in f.read().splitlines()[1:]]
+    assert epochs == [0, 1, 2, 3]  # epochs 0-1 before the crash, 2-3 after the restart
+    weights = [json.load(open(tmp_path / f"weights{r}.json")) for r in range(2)]
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-6)
+    assert not (tmp_path / "backup").exists()  # removed by rank 0 once training completed

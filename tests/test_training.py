@@ -352,3 +352,24 @@ def test_fit_flushes_denormals_only_while_it_runs():
     model.fit(np.zeros((4, 3)), np.zeros((4, 1)), verbose=0, callbacks=[Probe()])
     assert seen == [0.0]
     assert float(torch.tensor(1e-40) * 1.0) > 0.0
+
+
+def test_jit_compile_falls_back_to_eager_when_the_compiler_fails(monkeypatch):
+    class InductorBug(Exception):
+        pass
+
+    InductorBug.__module__ = "torch._inductor.exc"
+
+    def broken_compile(fn, **kwargs):
+        def run(*args, **kw):
+            raise InductorBug("cannot determine truth value of Relational")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model = dense_model()
+    model.set_weights([np.ones((3, 1), "float32"), np.zeros(1, "float32")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=True)
+    x = np.ones((4, 3), "float32")
+    with pytest.warns(UserWarning, match="running it eagerly from now on"):
+        model.fit(x, np.zeros((4, 1), "float32"), batch_size=2, epochs=2, verbose=0)
+    assert np.all(model.get_weights()[0] < 1.0)  # the eager steps did train

@@ -426,12 +426,36 @@ def _flatten_logs(logs):
 
 
 def _compile(fn):
+    """`torch.compile(fn)` that falls back to `fn`, with a warning saying why, when torch cannot
+    compile it (no compiler, an unsupported construct, a compiler bug) — at wrap or first call.
+    Shapes are static: a last, smaller batch costs one more compilation, not symbolic shapes."""
     try:
-        return torch.compile(fn)
+        compiled = torch.compile(fn, dynamic=False)
     except Exception as error:  # noqa: BLE001 - compile unavailable: run eagerly, say why
         warnings.warn(f"`jit_compile=True` could not use torch.compile ({error}); "
                       "running eagerly instead.")
         return fn
+    state = {"fn": compiled}
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return state["fn"](*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - a real error re-raises from the eager call
+            if state["fn"] is fn or not _is_compiler_error(error):
+                raise
+            warnings.warn(f"`jit_compile=True`: torch.compile failed on `{fn.__name__}` "
+                          f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                          "running it eagerly from now on.")
+            state["fn"] = fn
+            return fn(*args, **kwargs)
+    return run
+
+
+def _is_compiler_error(error):
+    module = type(error).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor")) or isinstance(
+        error, getattr(torch._dynamo.exc, "TorchDynamoException", ()))
 
 
 # ---------------------------------------------------------------------- predict
