@@ -166,3 +166,39 @@ def test_backup_and_restore_resumes_on_two_ranks(tmp_path):
     for a, b in zip(*weights):
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-6)
     assert not (tmp_path / "backup").exists()  # removed by rank 0 once training completed
+
+
+def syncbn_model():
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((4,)), layers.BatchNormalization(synchronized=True),
+                              layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    return model
+
+
+def syncbn_worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    try:
+        model = syncbn_model()
+        x, y = make_data()
+        model.fit(x * np.arange(1, 5), y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        with open(os.path.join(out_dir, f"bn{rank}.json"), "w") as f:
+            json.dump([w.tolist() for w in model.get_weights()], f)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_synchronized_batch_normalization_matches_one_process(tmp_path):
+    mp.start_processes(syncbn_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
+                       join=True, start_method="spawn")
+    model = syncbn_model()
+    x, y = make_data()
+    model.fit(x * np.arange(1, 5), y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for rank in range(2):
+        got = json.load(open(tmp_path / f"bn{rank}.json"))
+        for a, b in zip(got, model.get_weights()):  # gamma, beta, moving mean/var, dense
+            np.testing.assert_allclose(np.array(a), b, atol=1e-5)
