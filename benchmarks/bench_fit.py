@@ -137,6 +137,8 @@ def torch_runner(work):
         x = x.permute(0, 3, 1, 2).contiguous()
     b = work.batch_size
     if work.kind == "predict":
+        if not isinstance(list(model.modules())[-1], nn.Softmax):
+            model = nn.Sequential(model, nn.Softmax(dim=-1))  # the Keras model outputs probabilities
         model.eval()
 
         def run():
