@@ -398,3 +398,19 @@ def test_lambda_with_named_functions_loads_safely():
         model_from_json(text)
     np.testing.assert_allclose(
         model_from_json(text, custom_objects={"halve": halve}).predict(x, verbose=0), x / 2)
+
+
+def test_model_nested_in_a_wrapper_serialises_under_keras_module():
+    import lamina as lam
+    from lamina.saving import serialization_lib
+
+    inner = lam.Sequential([lam.Input((3,)), lam.layers.Dense(2)])
+    config = serialization_lib.serialize_keras_object(inner)
+    assert (config["module"], config["class_name"]) == ("keras", "Sequential")
+    assert serialization_lib.serialize_keras_object(lam.layers.Dense(2))["module"] == "keras.layers"
+    outer = lam.Sequential([lam.Input((4, 3)), lam.layers.TimeDistributed(inner)])
+    rebuilt = lam.models.model_from_json(outer.to_json())
+    x = np.random.rand(2, 4, 3).astype("float32")
+    rebuilt.set_weights(outer.get_weights())
+    np.testing.assert_allclose(rebuilt.predict(x, verbose=0), outer.predict(x, verbose=0),
+                               rtol=1e-6)

@@ -22,10 +22,10 @@ def _public_module(obj):
     for prefix, public in _PUBLIC_MODULES.items():
         if module == prefix or module.startswith(prefix + "."):
             return public
-    if module.startswith("lamina.layers") or module.startswith("lamina.engine"):
+    if module in ("lamina.engine.sequential", "lamina.engine.functional", "lamina.engine.model"):
+        return "keras"  # where Keras 3 writes Sequential and Functional
+    if module.startswith(("lamina.layers", "lamina.engine")):
         return "keras.layers"
-    if module.startswith("lamina.models") or module.startswith("lamina.engine"):
-        return "keras.models"
     return module
 
 
