@@ -33,16 +33,16 @@ class Adam(Optimizer):
         m = self._select(self._momentums, indices)
         v = self._select(self._velocities, indices)
         torch._foreach_lerp_(m, grads, 1 - beta_1)
-        torch._foreach_lerp_(v, torch._foreach_mul(grads, grads), 1 - beta_2)
+        torch._foreach_mul_(v, beta_2)  # v + (g^2 - v) * (1 - beta_2), without a g^2 temporary
+        torch._foreach_addcmul_(v, grads, grads, 1 - beta_2)
         if self.amsgrad:
             v_hat = self._select(self._velocity_hats, indices)
             torch._foreach_maximum_(v_hat, v)
             v = v_hat
         denominators = torch._foreach_sqrt(v)
         torch._foreach_add_(denominators, float(self.epsilon))
-        updates = torch._foreach_mul(m, alpha)
-        torch._foreach_div_(updates, denominators)
-        torch._foreach_sub_(params, updates)
+        torch._foreach_div_(denominators, alpha)  # w -= m / ((sqrt(v) + eps) / alpha)
+        torch._foreach_addcdiv_(params, m, denominators, value=-1.0)
 
     def get_config(self):
         config = super().get_config()
