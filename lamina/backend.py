@@ -80,8 +80,9 @@ def device():
 
 
 def set_device(name):
+    """Create later weights and data on `name` ("cpu", "cuda:1", ...); None restores the default."""
     global _DEVICE
-    _DEVICE = torch.device(name)
+    _DEVICE = None if name is None else torch.device(name)
 
 
 _DTYPES = {

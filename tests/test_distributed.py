@@ -1,4 +1,8 @@
-"""Data-parallel fit on torch.distributed: 2 CPU processes with Gloo, spawned by the test."""
+"""Data-parallel fit on torch.distributed: 2 CPU processes with Gloo, spawned by the test.
+
+Workers leave the process group through lamina's own exit hook (barrier, then destroy), as a
+user script under torchrun does.
+"""
 import json
 import os
 import socket
@@ -6,7 +10,6 @@ import socket
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import lamina as keras
@@ -41,21 +44,17 @@ def worker(rank, world, port, out_dir, shuffle):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    try:
-        model = make_model()
-        x, y = make_data()
-        csv = os.path.join(out_dir, f"log_rank{rank}.csv")
-        SEEN_BATCH_SIZES.clear()
-        history = model.fit(x, y, batch_size=16, epochs=3, shuffle=shuffle, verbose=0,
-                            callbacks=[keras.callbacks.CSVLogger(csv)])
-        result = {"history": history.history, "batch_sizes": sorted(SEEN_BATCH_SIZES),
-                  "weights": [w.tolist() for w in model.get_weights()],
-                  "evaluate": model.evaluate(x, y, batch_size=16, verbose=0)}
-        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
-            json.dump(result, f)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    model = make_model()
+    x, y = make_data()
+    csv = os.path.join(out_dir, f"log_rank{rank}.csv")
+    SEEN_BATCH_SIZES.clear()
+    history = model.fit(x, y, batch_size=16, epochs=3, shuffle=shuffle, verbose=0,
+                        callbacks=[keras.callbacks.CSVLogger(csv)])
+    result = {"history": history.history, "batch_sizes": sorted(SEEN_BATCH_SIZES),
+              "weights": [w.tolist() for w in model.get_weights()],
+              "evaluate": model.evaluate(x, y, batch_size=16, verbose=0)}
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(result, f)
 
 
 def free_port():
@@ -135,22 +134,18 @@ def backup_worker(rank, world, port, out_dir, crash):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
+    model = make_model()
+    x, y = make_data()
+    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+                 keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=True)]
+    if crash:
+        callbacks.append(CrashAtEpoch(2))
     try:
-        model = make_model()
-        x, y = make_data()
-        callbacks = [keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
-                     keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=True)]
-        if crash:
-            callbacks.append(CrashAtEpoch(2))
-        try:
-            model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=callbacks)
-        except RuntimeError as error:
-            assert crash and "simulated crash" in str(error)
-        with open(os.path.join(out_dir, f"weights{rank}.json"), "w") as f:
-            json.dump([w.tolist() for w in model.get_weights()], f)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=callbacks)
+    except RuntimeError as error:
+        assert crash and "simulated crash" in str(error)
+    with open(os.path.join(out_dir, f"weights{rank}.json"), "w") as f:
+        json.dump([w.tolist() for w in model.get_weights()], f)
 
 
 def test_backup_and_restore_resumes_on_two_ranks(tmp_path):
@@ -181,15 +176,11 @@ def syncbn_worker(rank, world, port, out_dir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    try:
-        model = syncbn_model()
-        x, y = make_data()
-        model.fit(x * np.arange(1, 5), y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-        with open(os.path.join(out_dir, f"bn{rank}.json"), "w") as f:
-            json.dump([w.tolist() for w in model.get_weights()], f)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    model = syncbn_model()
+    x, y = make_data()
+    model.fit(x * np.arange(1, 5), y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    with open(os.path.join(out_dir, f"bn{rank}.json"), "w") as f:
+        json.dump([w.tolist() for w in model.get_weights()], f)
 
 
 def test_synchronized_batch_normalization_matches_one_process(tmp_path):

@@ -29,6 +29,7 @@ from lamina.layers.activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from lamina.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from lamina.layers.normalization import (BatchNormalization, GroupNormalization,
                                          LayerNormalization, UnitNormalization)
+from lamina.layers.preprocessing import Normalization, Rescaling
 from lamina.layers.regularization import (ActivityRegularization, AlphaDropout, GaussianDropout,
                                           GaussianNoise, SpatialDropout1D, SpatialDropout2D,
                                           SpatialDropout3D)
