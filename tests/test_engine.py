@@ -245,3 +245,24 @@ def test_merge_layers_values():
         layers.Add()(keras.Input((2,)))
     with pytest.raises(ValueError, match="matching shapes"):
         layers.Concatenate(axis=1)([keras.Input((2, 3)), keras.Input((4, 5))])
+
+
+def test_calls_place_inputs_on_the_device_of_the_weights():
+    # 'meta' stands in for a GPU: symbolic builds probe on the weights' device, and arrays or
+    # tensors from elsewhere move there on the outermost call, as Keras moves them.
+    keras.backend.clear_session()
+    keras.backend.set_device("meta")
+    try:
+        model = keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(3, 3),
+                                  layers.BatchNormalization(), layers.Flatten(), layers.Dense(2)])
+        mha = layers.MultiHeadAttention(num_heads=2, key_dim=3)
+        query = torch.rand(2, 4, 5)
+        attended = mha(query, query.numpy(), attention_mask=torch.ones(2, 4, 4, dtype=torch.bool))
+    finally:
+        keras.backend.set_device(None)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert model(np.ones((2, 6, 6, 2), "float32")).device.type == "meta"
+    assert model(torch.ones(2, 6, 6, 2)).device.type == "meta"
+    assert attended.device.type == "meta"
+    dense = keras.Sequential([keras.Input((3,)), layers.Dense(2)]).to("meta")
+    assert dense(torch.ones(1, 3)).device.type == "meta"  # a moved model takes its inputs along

@@ -376,12 +376,19 @@ class Layer(nn.Module):
             self.set_weights(self._initial_weights)
             self._initial_weights = None
 
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.pop("_device_param", None)
+        return super()._apply(fn, *args, **kwargs)
+
     # ---------------------------------------------------------------- calling
     def forward(self, *args, **kwargs):
         plain = len(args) == 1 and type(args[0]) is torch.Tensor  # the common, fast case
         if not plain and (kt.any_symbolic(args) or kt.any_symbolic(kwargs)):
             return self._symbolic_call(args, kwargs)
-        if args and not isinstance(args[0], torch.Tensor):
+        outer = _CallContext.depth == 0
+        if outer and not torch.compiler.is_compiling():
+            args, kwargs = _place_inputs(self, args, kwargs)
+        elif args and not isinstance(args[0], torch.Tensor):
             args = (_to_tensor(args[0], self.dtype),) + args[1:]
         if not self.built:
             self._check_input_spec(args[0] if args else None)
@@ -398,7 +405,6 @@ class Layer(nn.Module):
             mask = getattr(args[0], "_keras_mask", None)
             if mask is not None:
                 kwargs["mask"] = mask
-        outer = _CallContext.depth == 0
         if outer:
             if not torch.compiler.is_compiling():  # a changing counter would force recompiles
                 _CallContext.depth_id += 1
@@ -602,6 +608,50 @@ def _device_of(structure):
     return backend.device()
 
 
+def module_device(module):
+    """Where `module`'s weights live; lamina's device while it has none."""
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
+    return backend.device()
+
+
+def _weights_device(layer):
+    """`module_device(layer)`, asked once per outermost call: a built layer keeps one of its
+    parameters at hand (moving the module swaps its data in place; `_apply` forgets it)."""
+    param = layer.__dict__.get("_device_param")
+    if param is None:
+        param = next(layer.parameters(), None)
+        if param is None:
+            return module_device(layer)
+        if layer.built:
+            layer.__dict__["_device_param"] = param
+    return param.device
+
+
+def _place_inputs(layer, args, kwargs):
+    """An outermost call takes arrays and tensors from anywhere, as Keras does: arrays become
+    tensors and tensors move to the device of the layer's weights."""
+    device = _weights_device(layer)
+
+    def place(x):
+        if isinstance(x, np.ndarray):
+            x = _to_tensor(x, layer.dtype)
+        if isinstance(x, torch.Tensor) and x.device != device:
+            mask = getattr(x, "_keras_mask", None)
+            x = x.to(device)
+            if mask is not None:
+                x._keras_mask = mask.to(device)
+        return x
+    if args and not isinstance(args[0], torch.Tensor):
+        args = (_to_tensor(args[0], layer.dtype),) + args[1:]
+    if (len(args) == 1 and type(args[0]) is torch.Tensor and args[0].device == device
+            and all(v is None or type(v) is bool for v in kwargs.values())):
+        return args, kwargs
+    return kt.map_structure(place, args), kt.map_structure(place, kwargs)
+
+
 def _attach_mask(outputs, mask):
     """Keras puts a layer's output mask on its (first) output tensor."""
     if isinstance(outputs, (list, tuple)):
@@ -656,13 +706,13 @@ def _to_keras_layout(tensor, layout):
 _PROBE_SIZES = (83, 89)
 
 
-def _fake_inputs(structure, size, mode):
+def _fake_inputs(structure, size, mode, device):
     def make(x):
         if not isinstance(x, KerasTensor):
             return x
         shape = [size if d is None else d for d in x.shape]
         with mode:
-            return torch.zeros(shape, dtype=backend.torch_dtype(x.dtype))
+            return torch.zeros(shape, dtype=backend.torch_dtype(x.dtype), device=device)
     return kt.map_structure(make, structure)
 
 
@@ -670,12 +720,13 @@ def _run_probe(layer, args, kwargs, size):
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    fargs = _fake_inputs(args, size, mode)
-    fkwargs = _fake_inputs(kwargs, size, mode)
+    device = module_device(layer)
+    fargs = _fake_inputs(args, size, mode, device)
+    fkwargs = _fake_inputs(kwargs, size, mode, device)
     masks = [getattr(a, "_keras_mask", None) for a in kt.flatten(args)]
     mask = None
     if any(m is not None for m in masks):
-        mask = _fake_inputs(masks[0] if len(masks) == 1 else masks, size, mode)
+        mask = _fake_inputs(masks[0] if len(masks) == 1 else masks, size, mode, device)
     with mode:
         if layer._call_takes_mask and "mask" not in fkwargs and mask is not None:
             fkwargs["mask"] = mask

@@ -9,10 +9,10 @@ import warnings
 
 import torch
 
-from lamina import backend, distribution, mixed_precision
+from lamina import distribution, mixed_precision
 from lamina import optimizers as optimizers_module
 from lamina.engine import keras_tensor as kt
-from lamina.engine.layer import _CallContext, _keras_view
+from lamina.engine.layer import _CallContext, _keras_view, module_device
 from lamina.training import data_adapter
 from lamina.training.compile_utils import (CompileLoss, CompileMetrics, flatten_outputs,
                                            flatten_targets)
@@ -61,14 +61,6 @@ class _MeanTracker:
         if self.total is not None:
             self.total.zero_()
             self.count.zero_()
-
-
-def model_device(model):
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return backend.device()
 
 
 def _batch_size(structure):
@@ -150,7 +142,7 @@ class Trainer:
         if training and distribution.is_distributed() and self._runner is self.model:
             from torch.nn.parallel import DistributedDataParallel
 
-            device = model_device(self.model)
+            device = module_device(self.model)
             self._runner = DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -165,7 +157,7 @@ class Trainer:
                 self.optimizer.build(trainable)
                 self._prepared_for = key
         if mixed_precision.global_policy().name == "mixed_float16" and self._scaler is None:
-            self._scaler = mixed_precision.LossScaler(model_device(model))
+            self._scaler = mixed_precision.LossScaler(module_device(model))
         self._regularized, self._constrained = [], []
         for layer in model._flatten_layers():
             for record in layer._weight_records:
@@ -290,7 +282,7 @@ class Trainer:
         from lamina.callbacks import CallbackList
 
         model = self.model
-        device = model_device(model)
+        device = module_device(model)
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = data_adapter.split_validation(
                 x, y, sample_weight, validation_split)
@@ -367,7 +359,7 @@ class Trainer:
 
         model = self.model
         adapter = data_adapter.get_adapter(x, y, sample_weight, batch_size=batch_size,
-                                           steps=steps, device=model_device(model))
+                                           steps=steps, device=module_device(model))
         verbose = _resolve_verbose(verbose)
         callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=model,
                                  verbose=verbose, epochs=1, steps=adapter.steps)
@@ -378,7 +370,7 @@ class Trainer:
     @_flush_denormals
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
-        device = model_device(self.model)
+        device = module_device(self.model)
         x, y, sample_weight = [data_adapter.structure_to_device(v, device)
                                for v in (x, y, sample_weight)]
         self._first_batch(x)
@@ -391,7 +383,7 @@ class Trainer:
 
     @_flush_denormals
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        device = model_device(self.model)
+        device = module_device(self.model)
         x, y, sample_weight = [data_adapter.structure_to_device(v, device)
                                for v in (x, y, sample_weight)]
         self._first_batch(x, training=False)
@@ -463,7 +455,7 @@ def _is_compiler_error(error):
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
     from lamina.callbacks import CallbackList
 
-    device = model_device(model)
+    device = module_device(model)
     adapter = data_adapter.get_adapter(x, batch_size=batch_size, steps=steps, device=device)
     verbose = _resolve_verbose(verbose)
     callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=model, verbose=verbose,
@@ -490,7 +482,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
 
 @_flush_denormals
 def predict_on_batch(model, x):
-    device = model_device(model)
+    device = module_device(model)
     model.eval()
     with torch.inference_mode():
         out = model(data_adapter.structure_to_device(x, device), training=False)
