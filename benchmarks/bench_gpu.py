@@ -66,6 +66,15 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+def profile(runners, names):
+    from torch.profiler import ProfilerActivity
+    for name in names:
+        with torch.profiler.profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+            timed(runners[name])
+        print(f"\n{name}:\n" + p.key_averages().table(sort_by="self_device_time_total",
+                                                        row_limit=15, max_name_column_width=60))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=128)
@@ -74,6 +83,8 @@ def main():
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--device", default="cuda", help="'cpu' for a smoke run of the script")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the table, the top kernels of one epoch of torch and lamina")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
@@ -111,6 +122,8 @@ def main():
         rate = statistics.median(r)
         lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {first[name]:.1f} |")
     print("\n".join(lines), flush=True)
+    if args.profile:
+        profile(runners, ["hand-written torch AMP", "lamina eager"])
     if args.write:
         with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "a") as f:
             f.write("\n## GPU: `python benchmarks/bench_gpu.py`\n\n" + "\n".join(lines) + "\n")

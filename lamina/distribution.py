@@ -18,6 +18,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from lamina.backend import device as lamina_device
+
 _DISTRIBUTION = None
 
 
@@ -25,7 +27,8 @@ class DataParallel:
     """Replicate the model on every process and split each global batch across them.
 
     Args:
-        backend: process-group backend; default "nccl" with CUDA, else "gloo".
+        backend: process-group backend; default "nccl" when lamina runs on CUDA (see
+            `LAMINA_DEVICE`), else "gloo".
     """
 
     def __init__(self, backend=None):
@@ -34,7 +37,7 @@ class DataParallel:
     def initialize(self):
         if dist.is_initialized():
             return
-        backend = self.backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        backend = self.backend or ("nccl" if lamina_device().type == "cuda" else "gloo")
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend=backend)

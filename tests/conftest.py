@@ -1,7 +1,13 @@
 """Shared test settings.
 
-Layers are compared with real Keras at float32 precision, so on a GPU cuDNN stays off TF32.
+The suite compares lamina with real Keras on the CPU, also on a machine with a GPU: both are
+pinned there unless LAMINA_DEVICE / KERAS_TORCH_DEVICE say otherwise. tests/test_gpu.py puts
+lamina on CUDA itself; there cuDNN stays off TF32 so results match the CPU's float32.
 """
+import os
+
 import torch
 
+os.environ.setdefault("LAMINA_DEVICE", "cpu")
+os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
 torch.backends.cudnn.allow_tf32 = False

@@ -1,6 +1,7 @@
 """On a CUDA device: placement, training, mixed precision, jit and saving agree with the CPU.
 
-Skipped where torch sees no GPU (CI); run on a GPU machine with `pytest tests/test_gpu.py`.
+Skipped where torch sees no GPU (CI); run on a GPU machine with `pytest tests/test_gpu.py`
+(the rest of the suite stays on the CPU there, see conftest.py).
 """
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @pytest.fixture(autouse=True)
 def fresh_session():
+    keras.backend.set_device("cuda")
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     yield
@@ -36,7 +38,7 @@ def on_cpu(build, weights):
     keras.backend.set_device("cpu")
     model = build()
     model.set_weights(weights)
-    keras.backend.set_device(None)
+    keras.backend.set_device("cuda")
     return model
 
 

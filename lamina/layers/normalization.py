@@ -222,8 +222,9 @@ class BatchNormalization(Layer):
         return out
 
     def _fused(self, x, mean, variance, gamma, beta, training, momentum=0.0):
-        """`F.batch_norm` with the channel axis moved where torch wants it (a view)."""
-        if self._axis == x.dim() - 1 and x.dim() > 2:
+        """`F.batch_norm` with the channel axis moved where torch wants it (a view: channels-last
+        images stay in `torch.channels_last`, which cuDNN normalizes in place)."""
+        if self._axis == x.dim() - 1 and x.dim() == 3:
             flat = x.reshape(-1, x.shape[-1])
             out = F.batch_norm(flat, mean, variance, gamma, beta, training, momentum,
                                self.epsilon)
@@ -245,24 +246,28 @@ class BatchNormalization(Layer):
                              f"expected ndim={self.input_spec.ndim} and axis {self.axis} of "
                              f"size {self.moving_mean.shape[0]}, but received input with "
                              f"shape {tuple(inputs.shape)}")
-        x = _compute_input(inputs)
-        gamma = None if self.gamma is None else self.gamma.to(x.dtype)
-        beta = None if self.beta is None else self.beta.to(x.dtype)
+        # torch's kernels take float16/bfloat16 inputs with float32 statistics and parameters,
+        # accumulating in float32 as Keras does, without a float32 copy of the activations.
+        stats_dtype = torch.float32 if inputs.dtype in _LOW_PRECISION else inputs.dtype
+        gamma = None if self.gamma is None else self.gamma.to(stats_dtype)
+        beta = None if self.beta is None else self.beta.to(stats_dtype)
         if not (training and self.trainable):
-            out = self._fused(x, self.moving_mean.to(x.dtype), self.moving_variance.to(x.dtype),
-                              gamma, beta, training=False)
-            return out.to(inputs.dtype)
-        count = x.numel() // max(x.shape[self._axis], 1)
+            return self._fused(inputs, self.moving_mean.to(stats_dtype),
+                               self.moving_variance.to(stats_dtype), gamma, beta, training=False)
+        count = inputs.numel() // max(inputs.shape[self._axis], 1)
         if mask is None and not self.renorm and not self._sync_active() and count > 1:
             # Fused training step; torch writes the batch mean and the *unbiased* variance into
             # the scratch buffers (momentum 1), Keras updates with the biased one.
-            mean = torch.zeros_like(self.moving_mean, dtype=x.dtype)
-            var = torch.zeros_like(self.moving_variance, dtype=x.dtype)
-            out = self._fused(x, mean, var, gamma, beta, training=True, momentum=1.0)
+            mean = torch.zeros_like(self.moving_mean, dtype=stats_dtype)
+            var = torch.zeros_like(self.moving_variance, dtype=stats_dtype)
+            out = self._fused(inputs, mean, var, gamma, beta, training=True, momentum=1.0)
             with torch.no_grad():
                 self._update(self.moving_mean, mean, self.momentum)
                 self._update(self.moving_variance, var * ((count - 1) / count), self.momentum)
-            return out.to(inputs.dtype)
+            return out
+        x = _compute_input(inputs)
+        gamma = None if gamma is None else gamma.to(x.dtype)
+        beta = None if beta is None else beta.to(x.dtype)
         mean, variance = self._moments(x, mask)
         if self.renorm:
             gamma, beta = self._renorm(mean, variance, gamma, beta, x.dtype)
