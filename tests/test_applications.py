@@ -14,7 +14,6 @@ import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -25,45 +24,17 @@ from lamina.applications import imagenet_utils  # noqa: E402
 from lamina.utils import file_utils  # noqa: E402
 
 keras = pytest.importorskip("keras")
+from keras_reference import (  # noqa: E402
+    assert_same_structure, build_pair, fresh, random_statistics, save_legacy_h5)
 K = keras.applications
 
 
 def _fresh():
-    keras.backend.clear_session()
-    lamina.backend.clear_session()
-
-
-def _build_pair(keras_fn, lamina_fn, kwargs):
-    _fresh()
-    km = keras_fn(weights=None, **kwargs)
-    _fresh()
-    lm = lamina_fn(weights=None, **kwargs)
-    return km, lm
-
-
-def _assert_same_structure(km, lm):
-    assert lm.name == km.name
-    assert ([(l.name, type(l).__name__) for l in lm.layers]
-            == [(l.name, type(l).__name__) for l in km.layers])
-    assert lm.count_params() == km.count_params()
-    assert [w.shape for w in lm.get_weights()] == [tuple(w.shape) for w in km.get_weights()]
-
-
-def _random_weights(km, seed=0):
-    """Keras's weights, with BatchNormalization statistics made non-trivial."""
-    rng = np.random.RandomState(seed)
-    out = []
-    for w, v in zip(km.get_weights(), km.weights):
-        if v.path.endswith("moving_variance") or v.path.endswith("gamma"):
-            w = rng.uniform(0.5, 1.5, size=w.shape).astype("float32")
-        elif v.path.endswith("moving_mean") or v.path.endswith("beta"):
-            w = rng.normal(0.0, 0.1, size=w.shape).astype("float32")
-        out.append(w)
-    return out
+    fresh(keras)
 
 
 def _assert_same_predictions(km, lm, batch=2, seed=1):
-    weights = _random_weights(km)
+    weights = random_statistics(km)
     km.set_weights(weights)
     lm.set_weights(weights)
     shape = (batch,) + tuple(km.input_shape[1:])
@@ -115,8 +86,8 @@ SMALL = [
 @pytest.mark.parametrize("keras_fn,lamina_fn,kwargs", [s[1:] for s in SMALL],
                          ids=[s[0] for s in SMALL])
 def test_family_matches_keras(keras_fn, lamina_fn, kwargs):
-    km, lm = _build_pair(keras_fn, lamina_fn, kwargs)
-    _assert_same_structure(km, lm)
+    km, lm = build_pair(keras, keras_fn, lamina_fn, **kwargs)
+    assert_same_structure(km, lm)
     _assert_same_predictions(km, lm)
 
 
@@ -144,8 +115,8 @@ FULL = [
 @pytest.mark.parametrize("keras_fn,lamina_fn,kwargs",
                          [pytest.param(*f[1:4], marks=f[4], id=f[0]) for f in FULL])
 def test_full_size_structure_matches_keras(keras_fn, lamina_fn, kwargs):
-    km, lm = _build_pair(keras_fn, lamina_fn, kwargs)
-    _assert_same_structure(km, lm)
+    km, lm = build_pair(keras, keras_fn, lamina_fn, **kwargs)
+    assert_same_structure(km, lm)
 
 
 @_slow
@@ -155,7 +126,7 @@ def test_full_size_structure_matches_keras(keras_fn, lamina_fn, kwargs):
     (K.NASNetLarge, apps.NASNetLarge, dict(include_top=False, input_shape=(32, 32, 3))),
 ], ids=["resnet101", "densenet201", "nasnet_large"])
 def test_large_variants_predict_like_keras(keras_fn, lamina_fn, kwargs):
-    km, lm = _build_pair(keras_fn, lamina_fn, kwargs)
+    km, lm = build_pair(keras, keras_fn, lamina_fn, **kwargs)
     _assert_same_predictions(km, lm, batch=1)
 
 
@@ -249,22 +220,16 @@ def test_argument_errors():
 
 
 # ------------------------------------------------------------------ weight files
-def _legacy_h5(km, path):
-    from keras.src.legacy.saving import legacy_h5_format
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, km)
-
-
 def test_keras_legacy_h5_loads_from_path_and_from_cache(tmp_path, monkeypatch):
     kwargs = dict(alpha=0.25, include_top=False, input_shape=(128, 128, 3))
     _fresh()
     km = K.MobileNet(weights=None, **kwargs)
-    km.set_weights(_random_weights(km))
+    km.set_weights(random_statistics(km))
     x = np.random.RandomState(3).rand(1, 128, 128, 3).astype("float32")
     expected = np.asarray(km.predict(x, verbose=0))
 
     path = tmp_path / "w.h5"
-    _legacy_h5(km, path)
+    save_legacy_h5(km, path)
     lm = apps.MobileNet(weights=str(path), **kwargs)
     np.testing.assert_allclose(lm.predict(x, verbose=0), expected, atol=1e-5)
 
@@ -279,9 +244,9 @@ def test_keras_legacy_h5_loads_from_path_and_from_cache(tmp_path, monkeypatch):
 
 def test_keras_legacy_h5_of_resnet_family_loads(tmp_path):
     kwargs = dict(include_top=True, input_shape=(32, 32, 3), classes=3)
-    km, _ = _build_pair(K.ResNet50V2, apps.ResNet50V2, kwargs)
-    km.set_weights(_random_weights(km))
-    _legacy_h5(km, tmp_path / "r.h5")
+    km, _ = build_pair(keras, K.ResNet50V2, apps.ResNet50V2, **kwargs)
+    km.set_weights(random_statistics(km))
+    save_legacy_h5(km, tmp_path / "r.h5")
     lm = apps.ResNet50V2(weights=str(tmp_path / "r.h5"), **kwargs)
     x = np.random.RandomState(4).rand(2, 32, 32, 3).astype("float32")
     np.testing.assert_allclose(lm.predict(x, verbose=0), km.predict(x, verbose=0), atol=1e-5)
@@ -289,8 +254,8 @@ def test_keras_legacy_h5_of_resnet_family_loads(tmp_path):
 
 def test_keras3_weights_h5_loads(tmp_path):
     kwargs = dict(alpha=0.25, include_top=True, input_shape=(32, 32, 3), classes=4)
-    km, _ = _build_pair(K.MobileNet, apps.MobileNet, kwargs)
-    km.set_weights(_random_weights(km, seed=5))
+    km, _ = build_pair(keras, K.MobileNet, apps.MobileNet, **kwargs)
+    km.set_weights(random_statistics(km, seed=5))
     km.save_weights(tmp_path / "m.weights.h5")
     lm = apps.MobileNet(weights=str(tmp_path / "m.weights.h5"), **kwargs)
     x = np.random.RandomState(6).rand(2, 32, 32, 3).astype("float32")

@@ -4,7 +4,6 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -15,19 +14,15 @@ from lamina.applications import convnext  # noqa: E402
 keras = pytest.importorskip("keras")
 K = keras.applications.convnext
 from keras.src.applications import convnext as K_src  # noqa: E402  (LayerScale, ...)
+from keras_reference import assert_same_structure, build_pair, fresh, save_legacy_h5  # noqa: E402
 
 
 def _fresh():
-    keras.backend.clear_session()
-    lamina.backend.clear_session()
+    fresh(keras)
 
 
 def _build_pair(keras_fn, lamina_fn, **kwargs):
-    _fresh()
-    km = keras_fn(weights=None, **kwargs)
-    _fresh()
-    lm = lamina_fn(weights=None, **kwargs)
-    return km, lm
+    return build_pair(keras, keras_fn, lamina_fn, **kwargs)
 
 
 def _without_residual_adds(lm):
@@ -39,13 +34,9 @@ def _without_residual_adds(lm):
 
 
 def _assert_same_structure(km, lm, blocks):
-    assert lm.name == km.name
     layers, n_adds = _without_residual_adds(lm)
     assert n_adds == blocks
-    assert ([(l.name, type(l).__name__) for l in layers]
-            == [(l.name, type(l).__name__) for l in km.layers])
-    assert lm.count_params() == km.count_params()
-    assert [w.shape for w in lm.get_weights()] == [tuple(w.shape) for w in km.get_weights()]
+    assert_same_structure(km, lm, layers)
     assert lm.input_shape == km.input_shape and lm.output_shape == km.output_shape
 
 
@@ -127,14 +118,11 @@ def test_tiny_predictions_match_keras(kwargs):
 
 
 def test_keras_weight_files_load(tmp_path):
-    from keras.src.legacy.saving import legacy_h5_format
-
     kwargs = dict(include_top=True, input_shape=(32, 32, 3), classes=3)
     _fresh()
     km = K.ConvNeXtTiny(weights=None, **kwargs)
     km.set_weights(_random_weights(km, seed=2))
-    with h5py.File(tmp_path / "c.h5", "w") as f:  # the layout of Keras's ImageNet files
-        legacy_h5_format.save_weights_to_hdf5_group(f, km)
+    save_legacy_h5(km, tmp_path / "c.h5")  # the layout of Keras's ImageNet files
     km.save_weights(tmp_path / "c.weights.h5")
     x = _pixels((2, 32, 32, 3), seed=3)
     expected = np.asarray(km.predict(x, verbose=0))

@@ -5,7 +5,6 @@ import urllib.error
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -15,40 +14,16 @@ from lamina.utils import file_utils  # noqa: E402
 
 keras = pytest.importorskip("keras")
 KE = keras.applications.efficientnet
+from keras_reference import (  # noqa: E402
+    assert_same_structure, build_pair, fresh, random_statistics, save_legacy_h5)
 
 
 def _fresh():
-    keras.backend.clear_session()
-    lamina.backend.clear_session()
+    fresh(keras)
 
 
 def _pair(name, **kwargs):
-    _fresh()
-    km = getattr(KE, name)(**kwargs)
-    _fresh()
-    lm = getattr(E, name)(**kwargs)
-    return km, lm
-
-
-def _assert_same_structure(km, lm):
-    assert lm.name == km.name
-    assert ([(l.name, type(l).__name__) for l in lm.layers]
-            == [(l.name, type(l).__name__) for l in km.layers])
-    assert lm.count_params() == km.count_params()
-    assert [w.shape for w in lm.get_weights()] == [tuple(w.shape) for w in km.get_weights()]
-
-
-def _random_weights(km, seed=0):
-    """Keras's weights with non-trivial BatchNormalization and Normalization statistics."""
-    rng = np.random.RandomState(seed)
-    out = []
-    for w, v in zip(km.get_weights(), km.weights):
-        if v.path.endswith("variance") or v.path.endswith("gamma"):
-            w = rng.uniform(0.5, 1.5, size=w.shape).astype("float32")
-        elif v.path.endswith("mean") or v.path.endswith("beta"):
-            w = rng.normal(0.0, 0.1, size=w.shape).astype("float32")
-        out.append(w)
-    return out
+    return build_pair(keras, getattr(KE, name), getattr(E, name), **kwargs)
 
 
 def _images(batch=2, size=32, seed=1):
@@ -56,8 +31,8 @@ def _images(batch=2, size=32, seed=1):
 
 
 def test_b0_full_size_structure_matches_keras():
-    km, lm = _pair("EfficientNetB0", weights=None)
-    _assert_same_structure(km, lm)
+    km, lm = _pair("EfficientNetB0")
+    assert_same_structure(km, lm)
     assert lm.count_params() == 5_330_571  # Keras's published count
     assert lm.input_shape == (None, 224, 224, 3) and lm.output_shape == (None, 1000)
     assert lm.layers[1].name == "rescaling" and lm.layers[2].name == "normalization"
@@ -65,10 +40,10 @@ def test_b0_full_size_structure_matches_keras():
 
 
 def test_b0_predictions_match_keras_with_identical_weights():
-    km, lm = _pair("EfficientNetB0", weights=None, include_top=False,
+    km, lm = _pair("EfficientNetB0", include_top=False,
                    input_shape=(32, 32, 3), pooling="avg")
-    _assert_same_structure(km, lm)
-    weights = _random_weights(km)
+    assert_same_structure(km, lm)
+    weights = random_statistics(km)
     km.set_weights(weights)
     lm.set_weights(weights)
     x = _images()
@@ -79,10 +54,10 @@ def test_b0_predictions_match_keras_with_identical_weights():
 
 
 def test_small_head_predictions_match_keras():
-    km, lm = _pair("EfficientNetB1", weights=None, input_shape=(32, 32, 3), classes=5,
+    km, lm = _pair("EfficientNetB1", input_shape=(32, 32, 3), classes=5,
                    classifier_activation=None)
-    _assert_same_structure(km, lm)
-    weights = _random_weights(km, seed=2)
+    assert_same_structure(km, lm)
+    weights = random_statistics(km, seed=2)
     km.set_weights(weights)
     lm.set_weights(weights)
     x = _images(seed=3)
@@ -98,16 +73,10 @@ _slow = pytest.mark.slow
     pytest.param("EfficientNetB4", marks=_slow), pytest.param("EfficientNetB5", marks=_slow),
     pytest.param("EfficientNetB6", marks=_slow), pytest.param("EfficientNetB7", marks=_slow)])
 def test_parameter_counts_match_keras(name):
-    km, lm = _pair(name, weights=None)
+    km, lm = _pair(name)
     assert lm.name == km.name
     assert lm.count_params() == km.count_params()
     assert lm.input_shape == km.input_shape
-
-
-def _legacy_h5(km, path):
-    from keras.src.legacy.saving import legacy_h5_format
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, km)
 
 
 def _no_network(url, *args, **kwargs):
@@ -119,9 +88,9 @@ def test_imagenet_weights_load_like_keras(tmp_path, monkeypatch):
     kwargs = dict(include_top=False, input_shape=(32, 32, 3))
     _fresh()
     source = KE.EfficientNetB0(weights=None, **kwargs)
-    source.set_weights(_random_weights(source, seed=4))
+    source.set_weights(random_statistics(source, seed=4))
     path = tmp_path / "efficientnetb0_notop.h5"
-    _legacy_h5(source, path)
+    save_legacy_h5(source, path)
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
 
     from keras.src.applications import efficientnet as keras_efficientnet

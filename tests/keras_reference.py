@@ -1,0 +1,47 @@
+"""Helpers for tests that build the same model in real Keras and in lamina and compare them."""
+import h5py
+import numpy as np
+
+import lamina
+
+
+def fresh(keras):
+    keras.backend.clear_session()
+    lamina.backend.clear_session()
+
+
+def build_pair(keras, keras_fn, lamina_fn, **kwargs):
+    """The Keras model and the lamina model from the same arguments, both with fresh names."""
+    fresh(keras)
+    km = keras_fn(weights=None, **kwargs)
+    fresh(keras)
+    lm = lamina_fn(weights=None, **kwargs)
+    return km, lm
+
+
+def assert_same_structure(km, lm, lamina_layers=None):
+    assert lm.name == km.name
+    assert ([(l.name, type(l).__name__) for l in (lamina_layers or lm.layers)]
+            == [(l.name, type(l).__name__) for l in km.layers])
+    assert lm.count_params() == km.count_params()
+    assert [w.shape for w in lm.get_weights()] == [tuple(w.shape) for w in km.get_weights()]
+
+
+def random_statistics(km, seed=0):
+    """Keras's weights with non-trivial normalization statistics, gammas and betas."""
+    rng = np.random.RandomState(seed)
+    out = []
+    for w, v in zip(km.get_weights(), km.weights):
+        if v.path.endswith("variance") or v.path.endswith("gamma"):
+            w = rng.uniform(0.5, 1.5, size=w.shape).astype("float32")
+        elif v.path.endswith("mean") or v.path.endswith("beta"):
+            w = rng.normal(0.0, 0.1, size=w.shape).astype("float32")
+        out.append(w)
+    return out
+
+
+def save_legacy_h5(km, path):
+    """A weights file in Keras 2's layout, written by real Keras."""
+    from keras.src.legacy.saving import legacy_h5_format
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, km)
