@@ -130,6 +130,15 @@ def test_large_variants_predict_like_keras(keras_fn, lamina_fn, kwargs):
     _assert_same_predictions(km, lm, batch=1)
 
 
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+@pytest.mark.parametrize("family", ["ResNet50", "MobileNetV2"])  # pools named / unnamed by Keras
+def test_pooling_without_top_matches_keras(family, pooling):
+    km, lm = build_pair(keras, getattr(K, family), getattr(apps, family), include_top=False,
+                        pooling=pooling, input_shape=(32, 32, 3))
+    assert_same_structure(km, lm)
+    assert lm.output_shape == km.output_shape
+
+
 def test_known_parameter_counts():
     """Keras's published parameter counts (the README table)."""
     assert apps.ResNet50(weights=None).count_params() == 25_636_712

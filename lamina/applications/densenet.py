@@ -72,13 +72,9 @@ def DenseNet(blocks, include_top=True, weights="imagenet", input_tensor=None, in
     x = L.Activation("relu", name="relu")(x)
 
     if include_top:
-        x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = L.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D(name="max_pool")(x)
+        x = imagenet_utils.classifier_top(x, classes, classifier_activation, weights)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling, named=True)
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)
     if weights == "imagenet":
         known = _HASHES.get(tuple(blocks))

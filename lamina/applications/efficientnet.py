@@ -167,10 +167,8 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
         imagenet_utils.validate_activation(classifier_activation, weights)
         x = L.Dense(classes, activation=classifier_activation,
                     kernel_initializer=DENSE_KERNEL_INITIALIZER, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D(name="max_pool")(x)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling, named=True)
 
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)
     if weights == "imagenet":

@@ -208,6 +208,28 @@ def validate_activation(classifier_activation, weights):
                          f"classifier_activation={classifier_activation}")
 
 
+def classifier_top(x, classes, classifier_activation, weights, pool_name="avg_pool",
+                   dense_name="predictions", **dense_kwargs):
+    """Keras's usual top: global average pooling, then the `classes`-way Dense layer."""
+    from lamina.applications import _layers as L
+
+    x = L.GlobalAveragePooling2D(name=pool_name)(x)
+    validate_activation(classifier_activation, weights)
+    return L.Dense(classes, activation=classifier_activation, name=dense_name, **dense_kwargs)(x)
+
+
+def pooling_top(x, pooling, named=False):
+    """What a model without its top ends with: the feature maps (`pooling=None`), or their
+    global "avg" or "max" pooling, named `avg_pool`/`max_pool` where Keras names them."""
+    from lamina.applications import _layers as L
+
+    if pooling == "avg":
+        return L.GlobalAveragePooling2D(name="avg_pool" if named else None)(x)
+    if pooling == "max":
+        return L.GlobalMaxPooling2D(name="max_pool" if named else None)(x)
+    return x
+
+
 def check_weights_arg(weights, include_top, classes):
     """Keras's checks on `weights` (None, "imagenet" or an existing file) and `classes`."""
     if not (weights in ("imagenet", None)

@@ -112,13 +112,9 @@ def InceptionResNetV2(include_top=True, weights="imagenet", input_tensor=None,
     x = conv2d_bn(x, 1536, 1, name="conv_7b")
 
     if include_top:
-        x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = L.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D()(x)
+        x = imagenet_utils.classifier_top(x, classes, classifier_activation, weights)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling)
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)
     if include_top:
         fname, digest = ("inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5",

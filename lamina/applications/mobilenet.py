@@ -95,10 +95,8 @@ def MobileNet(input_shape=None, alpha=1.0, depth_multiplier=1, dropout=1e-3, inc
         x = L.Reshape((classes,), name="reshape_2")(x)
         imagenet_utils.validate_activation(classifier_activation, weights)
         x = L.Activation(activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D()(x)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling)
     if name is None:
         name = f"mobilenet_{alpha:0.2f}_{rows}"
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)

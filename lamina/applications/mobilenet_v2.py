@@ -105,13 +105,10 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
     x = L.ReLU(6.0, name="out_relu")(x)
 
     if include_top:
-        x = L.GlobalAveragePooling2D()(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = L.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D()(x)
+        x = imagenet_utils.classifier_top(x, classes, classifier_activation, weights,
+                                          pool_name=None)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling)
     if name is None:
         name = f"mobilenetv2_{alpha:0.2f}_{rows}"
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)

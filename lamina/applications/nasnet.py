@@ -194,13 +194,10 @@ def NASNet(input_shape=None, penultimate_filters=4032, num_blocks=6, stem_block_
     x = L.Activation("relu")(x)
 
     if include_top:
-        x = L.GlobalAveragePooling2D()(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = L.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D()(x)
+        x = imagenet_utils.classifier_top(x, classes, classifier_activation, weights,
+                                          pool_name=None)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling)
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)
     if weights == "imagenet":
         if default_size not in (224, 331):

@@ -51,13 +51,10 @@ def ResNet(stack_fn, preact, use_bias, include_top=True, weights="imagenet", inp
         x = _bn("post_bn")(x)
         x = L.Activation("relu", name="post_relu")(x)
     if include_top:
-        x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = L.Dense(classes, activation=classifier_activation, name=head_name)(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D(name="max_pool")(x)
+        x = imagenet_utils.classifier_top(x, classes, classifier_activation, weights,
+                                          dense_name=head_name)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling, named=True)
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)
     if weights == "imagenet" and weights_name in WEIGHTS_HASHES:
         suffix, digest = (("", WEIGHTS_HASHES[weights_name][0]) if include_top

@@ -30,10 +30,8 @@ def build_vgg(convs_per_block, include_top, weights, input_tensor, input_shape, 
         x = L.Dense(4096, activation="relu", name="fc2")(x)
         imagenet_utils.validate_activation(classifier_activation, weights)
         x = L.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D()(x)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling)
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)
     (top_file, top_url, top_hash), (no_file, no_url, no_hash) = weights_files
     if include_top:

@@ -71,13 +71,9 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
     x = L.Activation("relu", name="block14_sepconv2_act")(x)
 
     if include_top:
-        x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = L.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = L.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = L.GlobalMaxPooling2D()(x)
+        x = imagenet_utils.classifier_top(x, classes, classifier_activation, weights)
+    else:
+        x = imagenet_utils.pooling_top(x, pooling)
     model = Functional(imagenet_utils.model_inputs(input_tensor, img_input), x, name=name)
     if include_top:
         return imagenet_utils.load_weights(
