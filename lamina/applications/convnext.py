@@ -112,8 +112,7 @@ def ConvNeXtBlock(projection_dim, drop_path_rate=0.0, layer_scale_init_value=1e-
             x = StochasticDepth(drop_path_rate, name=f"{name}_stochastic_depth")(x)
         else:
             x = L.Activation("linear", name=f"{name}_identity")(x)
-        # Keras adds with a graph op (`inputs + x`), which is not a layer; lamina needs one.
-        return L.Add(name=f"{name}_add")([inputs, x])
+        return inputs + x  # an operation node, as in Keras (not one of `model.layers`)
 
     return apply
 

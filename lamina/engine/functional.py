@@ -104,7 +104,9 @@ class Functional(Model):
     # --------------------------------------------------------------- structure
     @property
     def layers(self):
-        return list(self._graph_layers)
+        """The graph's layers; Keras operation nodes (`x + y`) are not layers, as in Keras."""
+        from lamina.layers.operations import Operation
+        return [layer for layer in self._graph_layers if not isinstance(layer, Operation)]
 
     def _sublayers(self):
         return list(self._graph_layers)
@@ -191,8 +193,10 @@ class Functional(Model):
             if simple:
                 outputs = layer(values[in_ids[0]])
             else:
-                args = kt.pack_like((node.call_args, node.call_kwargs),
-                                    [values[i] for i in in_ids])
+                tensors = iter([values[i] for i in in_ids])  # constants stay as recorded
+                args = kt.map_structure(
+                    lambda v: next(tensors) if isinstance(v, KerasTensor) else v,
+                    (node.call_args, node.call_kwargs))
                 outputs = layer(*args[0], **args[1])
             if len(out_ids) == 1:
                 values[out_ids[0]] = outputs if not isinstance(outputs, (list, tuple)) else outputs[0]

@@ -37,6 +37,50 @@ class KerasTensor:
     def __eq__(self, other):
         return self is other
 
+    # Arithmetic records a Keras operation node, as `x + y` does in a Keras 3 functional model.
+    def _operation(self, name, *args):
+        from lamina.layers import operations
+        return operations.apply(name, *args)
+
+    def __add__(self, other):
+        return self._operation("Add", self, other)
+
+    def __radd__(self, other):
+        return self._operation("Add", other, self)
+
+    def __sub__(self, other):
+        return self._operation("Subtract", self, other)
+
+    def __rsub__(self, other):
+        return self._operation("Subtract", other, self)
+
+    def __mul__(self, other):
+        return self._operation("Multiply", self, other)
+
+    def __rmul__(self, other):
+        return self._operation("Multiply", other, self)
+
+    def __truediv__(self, other):
+        return self._operation("TrueDivide", self, other)
+
+    def __rtruediv__(self, other):
+        return self._operation("TrueDivide", other, self)
+
+    def __matmul__(self, other):
+        return self._operation("Matmul", self, other)
+
+    def __rmatmul__(self, other):
+        return self._operation("Matmul", other, self)
+
+    def __pow__(self, other):
+        return self._operation("Power", self, other)
+
+    def __neg__(self):
+        return self._operation("Negative", self)
+
+    def __abs__(self):
+        return self._operation("Absolute", self)
+
 
 def is_keras_tensor(x):
     return isinstance(x, KerasTensor)

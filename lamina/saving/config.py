@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from lamina.layers.operations import OPERATIONS, Operation
 from lamina.saving import object_registration, serialization_lib
 from lamina.saving.lambda_serialization import SafeModeScope
 
@@ -289,6 +290,9 @@ def serialize_layer(layer, legacy=False):
     """The Keras 3 dict of a layer or model (`legacy=True`: the `.h5` form, no `module`)."""
     cls = type(layer)
     config = layer.get_config()
+    if isinstance(layer, Operation):  # as Keras writes its operation nodes
+        return {"module": layer.module, "class_name": layer.operation, "config": config,
+                "registered_name": layer.operation}
     if legacy:
         name = object_registration._GLOBAL_CUSTOM_NAMES.get(cls, cls.__name__)
         return {"class_name": name, "config": _plain(config)}
@@ -321,7 +325,7 @@ def _kept_node_indices(model):
         layer = tensor._keras_history[0]
         own.add(id(layer._inbound_nodes[tensor._keras_history[1]]))
     kept = {}
-    for layer in model.layers:
+    for layer in model._graph_layers:
         index = 0
         for node in layer._inbound_nodes:
             if id(node) in own:
@@ -363,7 +367,7 @@ def functional_get_config(model):
         return Model.get_config(model)
     kept, own = _kept_node_indices(model)
     layers = []
-    for layer in model.layers:
+    for layer in model._graph_layers:  # with the operation nodes that `layers` leaves out
         entry = serialize_layer(layer, legacy=_LEGACY.active)
         entry["name"] = layer.name
         entry["inbound_nodes"] = [
@@ -756,10 +760,13 @@ def functional_from_config(cls, config, custom_objects=None, safe_mode=None, mak
     with object_registration.CustomObjectScope(custom_objects or {}):
         for entry in entries:
             layer_name = entry.get("name") or entry.get("config", {}).get("name")
-            if _is_keras_op(entry) and entry.get("class_name") not in known:
-                ops[layer_name] = entry
+            op = entry.get("class_name") if _is_keras_op(entry) else None
+            if op is not None and op not in OPERATIONS and op not in known:
+                ops[layer_name] = entry  # used only where it can be skipped (masks), or refused
                 continue
-            if make_layer is not None:
+            if op in OPERATIONS:
+                layer = Operation(op, name=layer_name)
+            elif make_layer is not None:
                 layer = make_layer(entry)
             else:
                 layer = deserialize_layer(entry, custom_objects, safe_mode, build=False)

@@ -5,6 +5,9 @@ the tree real Keras writes, so configs move between the two both ways.
 """
 import inspect
 
+import numpy as np
+
+from lamina import backend
 from lamina.saving import object_registration
 
 # lamina module -> the public Keras module name written in configs.
@@ -37,6 +40,9 @@ def serialize_keras_object(obj):
         return [serialize_keras_object(x) for x in obj]
     if isinstance(obj, dict):
         return {k: serialize_keras_object(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return {"class_name": "__numpy__",
+                "config": {"value": obj.tolist(), "dtype": backend.standardize_dtype(obj.dtype)}}
     registered = object_registration._GLOBAL_CUSTOM_NAMES.get(obj if inspect.isfunction(obj) else type(obj))
     if inspect.isfunction(obj):
         return {"module": _public_module(obj), "class_name": "function",
