@@ -222,9 +222,11 @@ class BatchNormalization(Layer):
         return out
 
     def _fused(self, x, mean, variance, gamma, beta, training, momentum=0.0):
-        """`F.batch_norm` with the channel axis moved where torch wants it (a view: channels-last
-        images stay in `torch.channels_last`, which cuDNN normalizes in place)."""
-        if self._axis == x.dim() - 1 and x.dim() == 3:
+        """`F.batch_norm` with the channel axis moved where torch wants it, without a copy: on
+        CUDA, channels-last images as a `torch.channels_last` view, which cuDNN normalizes in
+        place; elsewhere as rows of channels, torch's fastest CPU layout."""
+        cudnn_images = x.is_cuda and x.dim() > 3
+        if self._axis == x.dim() - 1 and x.dim() > 2 and not cudnn_images:
             flat = x.reshape(-1, x.shape[-1])
             out = F.batch_norm(flat, mean, variance, gamma, beta, training, momentum,
                                self.epsilon)
