@@ -10,6 +10,32 @@ def fresh(keras):
     lamina.backend.clear_session()
 
 
+def mlp(K):
+    """A small MLP, built by `K` (the `keras` or the `lamina` module)."""
+    return K.Sequential([K.Input((4,)), K.layers.Dense(5, activation="relu"), K.layers.Dense(2)])
+
+
+def seed_model(K, lstm):
+    """The multi-input/multi-output model of the Keras functional guide, scaled down."""
+    main_input = K.Input(shape=(10,), dtype="int32", name="main_input")
+    x = K.layers.Embedding(output_dim=8, input_dim=50)(main_input)
+    lstm_out = lstm(4)(x)
+    aux_out = K.layers.Dense(1, activation="sigmoid", name="aux_output")(lstm_out)
+    aux_in = K.Input(shape=(5,), name="aux_input")
+    x = K.layers.concatenate([lstm_out, aux_in])
+    for _ in range(3):
+        x = K.layers.Dense(6, activation="relu")(x)
+    main_out = K.layers.Dense(1, activation="sigmoid", name="main_output")(x)
+    return K.Model([main_input, aux_in], [main_out, aux_out])
+
+
+def cnn(K, conv, bn, pool):
+    """Conv -> BatchNormalization -> relu -> pooling -> Dense, from the given layer classes."""
+    return K.Sequential([K.Input((8, 8, 3)), conv(4, 3, padding="same"), bn(),
+                         K.layers.Activation("relu"), pool(), K.layers.Flatten(),
+                         K.layers.Dense(2)])
+
+
 def build_pair(keras, keras_fn, lamina_fn, **kwargs):
     """The Keras model and the lamina model from the same arguments, both with fresh names."""
     fresh(keras)

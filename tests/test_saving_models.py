@@ -19,31 +19,14 @@ from lamina.models import load_model
 from lamina.saving import weights_h5
 
 keras = pytest.importorskip("keras")
+from keras_reference import fresh, mlp, seed_model  # noqa: E402
 
 RNG = np.random.RandomState(2)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_names():
-    lamina.backend.clear_session()
-    keras.backend.clear_session()
-
-
-def seed_model(K, lstm):
-    main_input = K.Input(shape=(10,), dtype="int32", name="main_input")
-    x = K.layers.Embedding(output_dim=8, input_dim=50)(main_input)
-    lstm_out = lstm(4)(x)
-    aux_out = K.layers.Dense(1, activation="sigmoid", name="aux_output")(lstm_out)
-    aux_in = K.Input(shape=(5,), name="aux_input")
-    x = K.layers.concatenate([lstm_out, aux_in])
-    for _ in range(3):
-        x = K.layers.Dense(6, activation="relu")(x)
-    main_out = K.layers.Dense(1, activation="sigmoid", name="main_output")(x)
-    return K.Model([main_input, aux_in], [main_out, aux_out])
-
-
-def mlp(K):
-    return K.Sequential([K.Input((4,)), K.layers.Dense(5, activation="relu"), K.layers.Dense(2)])
+    fresh(keras)
 
 
 SEED_X = [RNG.randint(0, 50, (8, 10)).astype("int32"), RNG.rand(8, 5).astype("float32")]

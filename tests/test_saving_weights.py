@@ -18,37 +18,14 @@ from lamina.layers.recurrent import LSTM
 from lamina.saving import atomic, legacy_h5, weights_h5
 
 keras = pytest.importorskip("keras")
+from keras_reference import cnn, fresh, mlp, seed_model  # noqa: E402
 
 RNG = np.random.RandomState(1)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_names():
-    lamina.backend.clear_session()
-    keras.backend.clear_session()
-
-
-def mlp(K):
-    return K.Sequential([K.Input((4,)), K.layers.Dense(5, activation="relu"), K.layers.Dense(2)])
-
-
-def seed_model(K, lstm):
-    main_input = K.Input(shape=(10,), dtype="int32", name="main_input")
-    x = K.layers.Embedding(output_dim=8, input_dim=50)(main_input)
-    lstm_out = lstm(4)(x)
-    aux_out = K.layers.Dense(1, activation="sigmoid", name="aux_output")(lstm_out)
-    aux_in = K.Input(shape=(5,), name="aux_input")
-    x = K.layers.concatenate([lstm_out, aux_in])
-    for _ in range(3):
-        x = K.layers.Dense(6, activation="relu")(x)
-    main_out = K.layers.Dense(1, activation="sigmoid", name="main_output")(x)
-    return K.Model([main_input, aux_in], [main_out, aux_out])
-
-
-def cnn(K, conv, bn, pool):
-    return K.Sequential([K.Input((8, 8, 3)), conv(4, 3, padding="same"), bn(),
-                         K.layers.Activation("relu"), pool(), K.layers.Flatten(),
-                         K.layers.Dense(2)])
+    fresh(keras)
 
 
 def lamina_cnn():
