@@ -39,8 +39,8 @@ class KerasTensor:
 
     # Arithmetic records a Keras operation node, as `x + y` does in a Keras 3 functional model.
     def _operation(self, name, *args):
-        from lamina.layers import operations
-        return operations.apply(name, *args)
+        from lamina.layers.operations import Operation
+        return Operation(name)(*args)
 
     def __add__(self, other):
         return self._operation("Add", self, other)

@@ -634,6 +634,11 @@ def _place_inputs(layer, args, kwargs):
     """An outermost call takes arrays and tensors from anywhere, as Keras does: arrays become
     tensors and tensors move to the device of the layer's weights."""
     device = _weights_device(layer)
+    if args and not isinstance(args[0], torch.Tensor):
+        args = (_to_tensor(args[0], layer.dtype),) + args[1:]
+    if (len(args) == 1 and type(args[0]) is torch.Tensor and args[0].device == device
+            and all(v is None or type(v) is bool for v in kwargs.values())):
+        return args, kwargs  # the common case: one tensor, already in place
 
     def place(x):
         if isinstance(x, np.ndarray):
@@ -644,11 +649,6 @@ def _place_inputs(layer, args, kwargs):
             if mask is not None:
                 x._keras_mask = mask.to(device)
         return x
-    if args and not isinstance(args[0], torch.Tensor):
-        args = (_to_tensor(args[0], layer.dtype),) + args[1:]
-    if (len(args) == 1 and type(args[0]) is torch.Tensor and args[0].device == device
-            and all(v is None or type(v) is bool for v in kwargs.values())):
-        return args, kwargs
     return kt.map_structure(place, args), kt.map_structure(place, kwargs)
 
 

@@ -63,8 +63,3 @@ class Operation(Layer):
 
     def get_build_config(self):
         return None
-
-
-def apply(operation, *args):
-    """Call a new `Operation` node on `args` (symbolic or real tensors, or numbers)."""
-    return Operation(operation)(*args)
