@@ -1,4 +1,6 @@
 """compile/fit/evaluate/predict: numbers checked by hand, the seed's examples, bad input."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -338,6 +340,41 @@ def test_jit_compile_trains_to_the_same_weights_as_eager():
     for a, b in zip(eager_weights, jit_weights):
         np.testing.assert_allclose(a, b, atol=1e-6)
     np.testing.assert_allclose(jit_history["loss"], eager_history["loss"], rtol=1e-6)
+
+
+def test_jit_compile_traces_the_whole_train_step_into_one_graph():
+    """Forward, gradients, metrics, the Adam update, a regularizer, a constraint and
+    BatchNormalization's moving statistics: one graph, training exactly as eagerly."""
+    def run(jit):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((8,)),
+            layers.Dense(16, use_bias=False, kernel_regularizer="l2",
+                         kernel_constraint=keras.constraints.MaxNorm(0.5)),
+            layers.BatchNormalization(), layers.Activation("relu"),
+            layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=jit)
+        x = np.random.RandomState(0).rand(64, 8).astype("float32")
+        history = model.fit(x, np.arange(64) % 3, batch_size=16, epochs=3, shuffle=False,
+                            verbose=0)
+        return model.get_weights(), history.history
+
+    eager_weights, eager_history = run(False)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*jit_compile")
+        jit_weights, jit_history = run(True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert not torch._dynamo.utils.counters["graph_break"]
+    moving_mean = jit_weights[3]
+    assert np.abs(moving_mean).max() > 1e-3  # updated inside the graph
+    for a, b in zip(eager_weights, jit_weights):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(jit_history[key], eager_history[key], rtol=1e-6)
 
 
 def test_fit_flushes_denormals_only_while_it_runs():

@@ -691,7 +691,7 @@ def _to_tensor(x, dtype):
 def _keras_view(tensor, layout):
     if layout is None:
         return tensor
-    return tensor.permute(*np.argsort(layout).tolist())
+    return tensor.permute(*sorted(range(len(layout)), key=layout.__getitem__))
 
 
 def _keras_shape(tensor, layout):

@@ -120,7 +120,7 @@ class Trainer:
         self.run_eagerly = run_eagerly
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
-        self._compiled = None
+        self._compiled_train = self._compiled_test = None
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
         self._has_trainable = False
@@ -165,9 +165,26 @@ class Trainer:
                     self._regularized.append((layer, record))
                 if record.constraint is not None and record.trainable:
                     self._constrained.append((layer, record))
-        if self.jit_compile and self._compiled is None:
-            self._compiled = (_compile(self._train_forward), _compile(self.optimizer.step),
-                              _compile(self._test_forward))
+        if self.jit_compile:
+            if self._compiled_test is None:
+                self._compiled_test = _compile(self._test_forward)
+            if training and self._compiled_train is None:
+                self._compiled_train = self._compile_train_step(trainable)
+
+    def _compile_train_step(self, trainable):
+        """The whole train step as one graph (`_whole_train_step`) where it can be; else the
+        forward and the update compiled apart around an eager backward (loss scaling reads its
+        overflow flag on the host; DDP hooks into autograd's backward)."""
+        split = functools.partial(self._backward_step, forward=_compile(self._train_forward),
+                                  step=_compile(self.optimizer.step))
+        if not trainable or self._scaler is not None or distribution.is_distributed():
+            return split
+        self._loss_module = _LossOf(self)
+        names = {id(p): name for name, p in self._loss_module.named_parameters()}
+        if any(id(p) not in names for p in trainable):
+            return split
+        self._trainable, self._trainable_names = trainable, [names[id(p)] for p in trainable]
+        return _compile(self._whole_train_step, fullgraph=True, fallback=split)
 
     # ------------------------------------------------------------------ steps
     def _sample_weights(self, y_flat, sample_weight):
@@ -221,11 +238,37 @@ class Trainer:
         total, parts, targets, outputs, weights = self._forward_and_loss(x, y, sample_weight, False)
         self._record(total, parts, targets, outputs, weights, _batch_size(x))
 
+    def _whole_train_step(self, x, y, sample_weight):
+        """The train step as one function of the batch for `torch.compile` to trace into a single
+        graph: forward, loss, gradients (`torch.func.grad` over the trainable weights), metric
+        updates and the optimizer update. Buffers go in as arguments, so that layers may update
+        them in place (BatchNormalization's moving statistics)."""
+        module, names, trainable = self._loss_module, self._trainable_names, self._trainable
+        buffers = dict(module.named_buffers())
+
+        def loss_and_outputs(values, buffers):
+            total, parts, _, outputs, _ = torch.func.functional_call(
+                module, (dict(zip(names, values)), buffers), (x, y, sample_weight))
+            return total, (total.detach(), [p.detach() for p in parts],
+                           [o.detach() for o in outputs])
+
+        grads, (total, parts, outputs) = torch.func.grad(loss_and_outputs, has_aux=True)(
+            [p.detach() for p in trainable], buffers)
+        targets = flatten_targets(y, self.output_names)
+        self._record(total, parts, targets, outputs, self._sample_weights(targets, sample_weight),
+                     _batch_size(x))
+        self.optimizer.apply(grads, trainable)
+        self._apply_constraints()
+
     def train_step(self, x, y, sample_weight):
         """Forward, loss and metric updates, backward, optimizer step: all on the device."""
-        compiled = self._compiled is not None and self.compile_metrics.entries is not None
-        forward, step = (self._compiled[:2] if compiled
-                         else (self._train_forward, self.optimizer.step))
+        if self._compiled_train is not None and self.compile_metrics.entries is not None:
+            self._compiled_train(x, y, sample_weight)
+        else:
+            self._backward_step(x, y, sample_weight, self._train_forward, self.optimizer.step)
+
+    def _backward_step(self, x, y, sample_weight, forward, step):
+        """`forward` (loss and metric updates), backward through autograd, then `step`."""
         total = forward(x, y, sample_weight)
         if self._has_trainable:
             self.optimizer.zero_grad(set_to_none=True)
@@ -236,17 +279,19 @@ class Trainer:
                 (total * self._scaler.scale).backward()
                 if self._scaler.unscale(self.optimizer._trainable_variables):
                     step()
-        if self._constrained:
-            with torch.no_grad():
-                for layer, record in self._constrained:
-                    tensor = getattr(layer, record.key)
-                    _keras_view(tensor, record.layout).copy_(
-                        record.constraint(_keras_view(tensor, record.layout)))
+        self._apply_constraints()
+
+    @torch.no_grad()
+    def _apply_constraints(self):
+        for layer, record in self._constrained:
+            tensor = getattr(layer, record.key)
+            _keras_view(tensor, record.layout).copy_(
+                record.constraint(_keras_view(tensor, record.layout)))
 
     @torch.no_grad()
     def test_step(self, x, y, sample_weight):
-        compiled = self._compiled is not None and self.compile_metrics.entries is not None
-        (self._compiled[2] if compiled else self._test_forward)(x, y, sample_weight)
+        compiled = self._compiled_test is not None and self.compile_metrics.entries is not None
+        (self._compiled_test if compiled else self._test_forward)(x, y, sample_weight)
 
     # ------------------------------------------------------------------ logs
     def _reset_metrics(self):
@@ -394,6 +439,18 @@ class Trainer:
         return logs if return_dict else _flatten_logs(logs)
 
 
+class _LossOf(torch.nn.Module):
+    """A trainer's training loss as a module of the model's weights, for `functional_call`."""
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.model = trainer.model
+        self.forward_and_loss = trainer._forward_and_loss
+
+    def forward(self, x, y, sample_weight):
+        return self.forward_and_loss(x, y, sample_weight, True)
+
+
 def _local_batches(adapter):
     """The adapter's batches, each cut to this process's slice when training distributed."""
     if not distribution.is_distributed() or getattr(adapter, "per_process", False):
@@ -417,16 +474,20 @@ def _flatten_logs(logs):
     return values[0] if len(values) == 1 else values
 
 
-def _compile(fn):
-    """`torch.compile(fn)` that falls back to `fn`, with a warning saying why, when torch cannot
-    compile it (no compiler, an unsupported construct, a compiler bug) — at wrap or first call.
-    Shapes are static: a last, smaller batch costs one more compilation, not symbolic shapes."""
+def _compile(fn, fullgraph=False, fallback=None):
+    """`torch.compile(fn)` that falls back, with a warning saying why, when torch cannot compile
+    it (no compiler, an unsupported construct, a compiler bug) — at wrap or first call — to
+    `fallback`, by default `fn` run eagerly. Shapes are static: a last, smaller batch costs one
+    more compilation, not symbolic shapes."""
+    fallback = fallback or fn
+    instead = ("running it eagerly" if fallback is fn
+               else "compiling the forward pass and the update separately")
     try:
-        compiled = torch.compile(fn, dynamic=False)
+        compiled = torch.compile(fn, dynamic=False, fullgraph=fullgraph)
     except Exception as error:  # noqa: BLE001 - compile unavailable: run eagerly, say why
         warnings.warn(f"`jit_compile=True` could not use torch.compile ({error}); "
-                      "running eagerly instead.")
-        return fn
+                      f"{instead} instead.")
+        return fallback
     state = {"fn": compiled}
 
     @functools.wraps(fn)
@@ -434,13 +495,13 @@ def _compile(fn):
         try:
             return state["fn"](*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - a real error re-raises from the eager call
-            if state["fn"] is fn or not _is_compiler_error(error):
+            if state["fn"] is fallback or not _is_compiler_error(error):
                 raise
             warnings.warn(f"`jit_compile=True`: torch.compile failed on `{fn.__name__}` "
                           f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-                          "running it eagerly from now on.")
-            state["fn"] = fn
-            return fn(*args, **kwargs)
+                          f"{instead} from now on.")
+            state["fn"] = fallback
+            return fallback(*args, **kwargs)
     return run
 
 
