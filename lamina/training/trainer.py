@@ -13,7 +13,7 @@ from lamina import distribution, mixed_precision
 from lamina import optimizers as optimizers_module
 from lamina.engine import keras_tensor as kt
 from lamina.engine.layer import _CallContext, _keras_view, module_device
-from lamina.training import data_adapter
+from lamina.training import data_adapter, rebatch
 from lamina.training.compile_utils import (CompileLoss, CompileMetrics, flatten_outputs,
                                            flatten_targets)
 
@@ -525,9 +525,10 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     callbacks.on_predict_begin()
     wants_end = callbacks.wants_batch_hook("on_predict_batch_end")
     chunks, structure = [], None
+    chunk = rebatch.chunk_size(model, device)
     with torch.inference_mode():
         for step, (xb, _, _) in enumerate(adapter):
-            out = model(xb, training=False)
+            out = rebatch.call_in_chunks(model, xb, chunk)
             structure = out
             chunks.append(kt.flatten(out))
             if wants_end:
