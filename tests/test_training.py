@@ -377,6 +377,67 @@ def test_jit_compile_traces_the_whole_train_step_into_one_graph():
         np.testing.assert_allclose(jit_history[key], eager_history[key], rtol=1e-6)
 
 
+def test_jit_step_still_sees_new_batch_shapes_sample_and_class_weights():
+    """The compiled step keeps its guards on the batch: a last partial batch, sample weights
+    and class weights arriving in a later `fit` all train exactly as eagerly."""
+    rng = np.random.RandomState(0)
+    x = rng.rand(70, 4).astype("float32")
+    y = rng.randint(0, 3, 70)
+    weights = rng.rand(70).astype("float32")
+
+    def run(jit):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
+                      jit_compile=jit)
+        losses = []
+        for extra in ({}, {"sample_weight": weights}, {"class_weight": {0: 3.0, 1: 0.0, 2: 1.0}},
+                      {}):
+            history = model.fit(x, y, batch_size=16, shuffle=False, verbose=0, **extra)
+            losses += history.history["loss"]
+        return model.get_weights(), losses
+
+    eager_weights, eager_losses = run(False)
+    jit_weights, jit_losses = run(True)
+    np.testing.assert_allclose(jit_losses, eager_losses, rtol=1e-5)
+    for a, b in zip(eager_weights, jit_weights):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_jit_step_follows_a_layer_frozen_between_fits():
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(4), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    x, y = np.random.RandomState(0).rand(32, 4).astype("float32"), np.ones((32, 1), "float32")
+    model.fit(x, y, batch_size=8, verbose=0)
+    model.layers[0].trainable = False
+    frozen = model.layers[0].get_weights()
+    trained = model.layers[1].get_weights()
+    model.fit(x, y, batch_size=8, verbose=0)
+    for a, b in zip(frozen, model.layers[0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(trained[0], model.layers[1].get_weights()[0])
+
+
+def test_jit_steps_of_two_models_alike_in_shapes_stay_apart():
+    def run(jit):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        models = []
+        for activation in ("relu", "tanh"):
+            model = keras.Sequential([keras.Input((4,)), layers.Dense(8, activation=activation),
+                                      layers.Dense(1)])
+            model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit)
+            models.append(model)
+        x = np.random.RandomState(0).randn(32, 4).astype("float32")
+        for model in models + models:
+            model.fit(x, x.sum(1, keepdims=True), batch_size=8, verbose=0)
+        return [w for model in models for w in model.get_weights()]
+
+    for a, b in zip(run(False), run(True)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_fit_flushes_denormals_only_while_it_runs():
     seen = []
 
