@@ -1,6 +1,6 @@
 """lamina against a hand-written PyTorch loop and against Keras 3 on torch, in one process.
 
-Run: python benchmarks/bench_fit.py [--quick] [--jit] [--no-keras] [--write]
+Run: python benchmarks/bench_fit.py [--quick] [--jit] [--no-keras] [--reps N] [--only NAME] [--write]
 
 Each workload is one Keras-API script run by lamina and, when installed, by Keras 3 with
 KERAS_BACKEND=torch, plus the same model written as a plain PyTorch loop. The three run
@@ -189,8 +189,9 @@ def main():
     parser.add_argument("--no-keras", action="store_true", help="skip Keras 3 on torch")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", default="", help="workloads whose name contains this")
     args = parser.parse_args()
-    reps = 2 if args.quick else args.reps
+    reps = 2 if args.quick and args.reps == 3 else args.reps
     keras = None
     if not args.no_keras:
         try:
@@ -208,7 +209,7 @@ def main():
              "Keras / torch | lamina / Keras | lamina first epoch (s) |",
              "|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines[:1]), flush=True)
-    for work in workloads(args.quick):
+    for work in [w for w in workloads(args.quick) if args.only in w.name]:
         runners = {"torch": torch_runner(work), "lamina": keras_api_runner(lamina, work, args.jit)}
         if keras is not None:
             runners["keras"] = keras_api_runner(keras, work, False)
