@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lamina import optimizers
-from lamina.optimizers import schedules
+from lamina.optimizers import adam, schedules
 
 keras = pytest.importorskip("keras")
 
@@ -112,6 +112,31 @@ def test_matches_keras(case):
         np.testing.assert_allclose(a.detach().numpy(), b, rtol=RTOL, atol=ATOL)
     assert int(opt.iterations) == 5
     np.testing.assert_allclose(opt.learning_rate, float(kopt.learning_rate), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["adam", "adam_amsgrad", "adamw_amsgrad", "adam_eps",
+                                  "adam_weight_decay", "adam_cosine_warmup"])
+def test_adam_fused_cpu_kernel_and_foreach_path_agree(case, monkeypatch):
+    """Eager CPU updates go through torch's fused kernel, device ones through foreach ops."""
+    class_name, make_kwargs = CASES[case]
+    init, grads = _data()
+    calls = []
+    fused = adam.Adam._fused_update
+
+    def counting(self, *args):
+        calls.append(1)
+        return fused(self, *args)
+
+    monkeypatch.setattr(adam.Adam, "_fused_update", counting)
+    with_kernel, _ = _run_lamina(getattr(optimizers, class_name)(**make_kwargs(schedules)),
+                                 init, grads)
+    assert len(calls) == 5
+    monkeypatch.setattr(adam, "_fused_on_cpu", lambda params, grads: False)
+    with_foreach, _ = _run_lamina(getattr(optimizers, class_name)(**make_kwargs(schedules)),
+                                  init, grads)
+    assert len(calls) == 5
+    for a, b in zip(with_kernel, with_foreach):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("class_name,kwargs", [
@@ -361,6 +386,8 @@ def test_no_host_sync_in_step(monkeypatch):
     def sync(*args, **kwargs):
         raise AssertionError("host sync in the optimizer step")
 
+    # The device paths; Adam's fused CPU kernel reads the step count from CPU memory instead.
+    monkeypatch.setattr(adam, "_fused_on_cpu", lambda params, grads: False)
     for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__",
                  "__index__"):
         monkeypatch.setattr(torch.Tensor, name, sync)

@@ -322,26 +322,6 @@ def test_crossentropy_uses_the_logits_behind_softmax_and_sigmoid():
         torch.tensor([[1.0]]), keras.activations.sigmoid(logit))[0]) == pytest.approx(30.0)
 
 
-def test_jit_compile_trains_to_the_same_weights_as_eager():
-    def run(jit):
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((8,)), layers.Dense(16, activation="relu"),
-                                  layers.Dense(3, activation="softmax")])
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=jit)
-        x = np.random.RandomState(0).rand(64, 8).astype("float32")
-        history = model.fit(x, np.arange(64) % 3, batch_size=16, epochs=3, shuffle=False,
-                            verbose=0)
-        return model.get_weights(), history.history
-
-    eager_weights, eager_history = run(False)
-    jit_weights, jit_history = run(True)
-    for a, b in zip(eager_weights, jit_weights):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    np.testing.assert_allclose(jit_history["loss"], eager_history["loss"], rtol=1e-6)
-
-
 def test_jit_compile_traces_the_whole_train_step_into_one_graph():
     """Forward, gradients, metrics, the Adam update, a regularizer, a constraint and
     BatchNormalization's moving statistics: one graph, training exactly as eagerly."""

@@ -1,4 +1,6 @@
 """Adam and AdamW, as in `keras.optimizers.Adam` / `AdamW` (epsilon outside the square root)."""
+import math
+
 import torch
 
 from lamina.optimizers.base import Optimizer
@@ -26,6 +28,8 @@ class Adam(Optimizer):
             self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
 
     def _update_step(self, params, grads, indices, learning_rate):
+        if _fused_on_cpu(params, grads):
+            return self._fused_update(params, grads, indices, learning_rate)
         beta_1, beta_2 = float(self.beta_1), float(self.beta_2)
         step = (self._iterations + 1).to(torch.float32)
         alpha = (learning_rate * torch.sqrt(1 - torch.pow(beta_2, step))
@@ -44,6 +48,22 @@ class Adam(Optimizer):
         torch._foreach_div_(denominators, alpha)  # w -= m / ((sqrt(v) + eps) / alpha)
         torch._foreach_addcdiv_(params, m, denominators, value=-1.0)
 
+    def _fused_update(self, params, grads, indices, learning_rate):
+        """The same update through torch's fused CPU kernel (one pass over each tensor, 4-5x
+        faster than foreach ops on a small model). The kernel divides `sqrt(v)` by
+        `sqrt(1 - beta_2**t)` before adding epsilon; handing it `epsilon / sqrt(1 - beta_2**t)`
+        keeps Keras's epsilon outside the bias correction."""
+        step = int(self._iterations) + 1  # a CPU tensor: a memory read, not a device sync
+        beta_2 = float(self.beta_2)
+        steps = [torch.full((), float(step))] * len(params)
+        torch._fused_adam_(
+            params, grads, self._select(self._momentums, indices),
+            self._select(self._velocities, indices),
+            self._select(self._velocity_hats, indices) if self.amsgrad else [], steps,
+            lr=float(learning_rate), beta1=float(self.beta_1), beta2=beta_2, weight_decay=0.0,
+            eps=float(self.epsilon) / math.sqrt(1 - beta_2 ** step), amsgrad=self.amsgrad,
+            maximize=False)
+
     def get_config(self):
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
@@ -61,3 +81,11 @@ class AdamW(Adam):
                          **kwargs)
         if self.weight_decay is None:
             raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+
+
+def _fused_on_cpu(params, grads):
+    """Whether torch's fused Adam kernel can take this eager CPU update."""
+    return (hasattr(torch, "_fused_adam_") and not torch.compiler.is_compiling()
+            and all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64)
+                    and g.dtype == p.dtype and g.layout == torch.strided
+                    for p, g in zip(params, grads)))
