@@ -1,4 +1,5 @@
-"""`predict` splits large CPU batches into cache-sized chunks, with the same outputs."""
+"""`predict` runs cache-sized forward passes on the CPU (large batches split, small ones joined),
+with the same outputs and the same batches for callbacks."""
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,19 @@ def convnet():
     return keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"),
                              layers.MaxPooling2D(2), layers.Flatten(),
                              layers.Dense(10, activation="softmax")])
+
+
+def record_passes(monkeypatch, model):
+    """The batch size of every forward pass `model` runs from now on."""
+    sizes, original = [], type(model).__call__
+
+    def call(self, *args, **kwargs):
+        if self is model:
+            sizes.append(int(args[0].shape[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "__call__", call)
+    return sizes
 
 
 def test_chunk_is_the_largest_power_of_two_within_the_budget():
@@ -45,6 +59,9 @@ def test_models_that_may_mix_samples_are_not_split():
     assert rebatch.chunk_size(keras.Model(inputs, Custom()(inputs)), CPU) is None
     unknown_length = keras.Sequential([keras.Input((None, 3)), layers.Dense(2)])
     assert rebatch.chunk_size(unknown_length, CPU) is None
+    stateful = keras.Sequential([keras.Input((5, 3), batch_size=4),
+                                 layers.LSTM(2, stateful=True)])
+    assert rebatch.chunk_size(stateful, CPU) is None
 
 
 def test_predict_in_chunks_gives_the_whole_batch_outputs(monkeypatch):
@@ -54,16 +71,8 @@ def test_predict_in_chunks_gives_the_whole_batch_outputs(monkeypatch):
                                  "raw": layers.Dense(2)(features)})
     x = np.random.RandomState(0).rand(50, 28, 28, 1).astype("float32")
     whole = model.predict(x, batch_size=50, verbose=0)
-    calls = []
     monkeypatch.setattr(rebatch, "BUDGET", 8 * 26 * 26 * 4 * 4)  # 8 samples per chunk
-    original = type(model).__call__
-
-    def counting_call(self, *args, **kwargs):
-        if self is model:
-            calls.append(int(args[0].shape[0]))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(model), "__call__", counting_call)
+    calls = record_passes(monkeypatch, model)
     chunked = model.predict(x, batch_size=50, verbose=0)
     assert calls == [8] * 6 + [2]
     assert sorted(chunked) == ["probs", "raw"]
@@ -78,4 +87,28 @@ def test_batches_within_the_chunk_run_whole(batch_size):
     x = np.random.RandomState(1).rand(batch_size, 28, 28, 1).astype("float32")
     out = model.predict(x, verbose=0)
     np.testing.assert_allclose(out, model(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_small_batches_are_joined_and_callbacks_still_see_each_batch(monkeypatch):
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(5, activation="relu"),
+                              layers.Dense(2, activation="softmax")])
+    x = np.random.RandomState(2).rand(100, 6).astype("float32")
+    seen = []
+
+    class Outputs(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append((batch, np.array(logs["outputs"])))
+
+    monkeypatch.setattr(rebatch, "BUDGET", 32 * 6 * 4)  # 32 samples of 6 float32 inputs
+    assert rebatch.chunk_size(model, CPU) == 32
+    passes = record_passes(monkeypatch, model)
+    out = model.predict(x, batch_size=8, verbose=0, callbacks=[Outputs()])
+    monkeypatch.undo()
+    assert passes == [32, 32, 32, 4]
+    expected = model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert [batch for batch, _ in seen] == list(range(13))
+    assert [len(o) for _, o in seen] == [8] * 12 + [4]
+    np.testing.assert_allclose(np.concatenate([o for _, o in seen]), expected, rtol=1e-5,
                                atol=1e-6)

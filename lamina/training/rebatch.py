@@ -1,10 +1,12 @@
-"""Large-batch inference in cache-sized chunks.
+"""Inference in cache-sized forward passes.
 
-On a CPU, a convolution network predicts fastest when its largest activation fits in the
-processor's cache: the MNIST convnet runs ~3x faster per sample at batch 128 than at 1024,
-ResNet50 fastest at batch 4. `predict` therefore splits each batch whose largest layer output
-would pass `BUDGET` bytes into equal power-of-two chunks, for models built only from
-lamina's own layers (none of which mixes samples at inference); the outputs are the same.
+On a CPU, a model predicts fastest when its largest activation just fits in the processor's
+cache: the MNIST convnet runs ~3x faster per sample at batch 128 than at 1024, ResNet50 fastest
+at batch 4, while an MLP's small batches lose most of their time to per-call overhead.
+`predict` therefore runs passes of about `BUDGET` bytes of largest activation, splitting large
+batches and joining small ones (in-memory arrays), for models built only from lamina's own
+layers (none of which mixes samples at inference, stateful RNNs aside); the outputs, and the
+batches that callbacks see, are the same.
 """
 import math
 
@@ -12,6 +14,7 @@ import torch
 
 from lamina import backend
 from lamina.engine import keras_tensor as kt
+from lamina.training import data_adapter
 
 BUDGET = 16 * 2 ** 20  # bytes of the largest layer output per chunk: half a server's L3
 
@@ -28,13 +31,16 @@ def chunk_size(model, device):
 
 def _largest_activation(model):
     """Bytes per sample of the model's largest input or layer output; None when it is unknown or
-    when a layer may mix samples (a `Lambda`, a layer or model defined outside lamina)."""
+    when a layer may mix samples (a `Lambda`, a stateful RNN, a layer or model defined outside
+    lamina)."""
     from lamina.layers.core import Lambda
 
     graph = getattr(model, "_functional", None) or model
     nodes = getattr(graph, "_nodes", None)
-    if nodes is None or any(isinstance(layer, Lambda) or not type(layer).__module__.startswith(
-            "lamina.") for layer in model._flatten_layers()):
+    if nodes is None or any(
+            isinstance(layer, Lambda) or getattr(layer, "stateful", False)
+            or not type(layer).__module__.startswith("lamina.")
+            for layer in model._flatten_layers()):
         return None
     largest = 0
     for node in nodes:
@@ -49,6 +55,31 @@ def _largest_activation(model):
         size = math.prod(tensor.shape[1:]) * backend.torch_dtype(tensor.dtype).itemsize
         largest = max(largest, size)
     return largest
+
+
+def passes(adapter, chunk):
+    """The adapter's batches as forward passes, with the sizes of the batches each covers (None:
+    one batch). In-memory arrays, read in order, join consecutive batches up to `chunk`."""
+    batch = getattr(adapter, "batch_size", None)
+    joined = (chunk // batch if chunk and isinstance(adapter, data_adapter.ArrayAdapter)
+              and not adapter.shuffle and adapter.steps == math.ceil(adapter.num_samples / batch)
+              else 1)
+    if joined < 2:
+        yield from ((x, None) for x, _, _ in adapter)
+        return
+    span, n = joined * batch, adapter.num_samples
+    for start in range(0, n, span):
+        stop = min(start + span, n)
+        yield (kt.map_structure(lambda v: v[start:stop], adapter.x),
+               [min(batch, stop - s) for s in range(start, stop, batch)])
+
+
+def split(outputs, sizes):
+    """`outputs` of one pass cut back into the batches it covered."""
+    if sizes is None:
+        return [outputs]
+    pieces = [torch.split(t, sizes) for t in kt.flatten(outputs)]
+    return [kt.pack_like(outputs, list(parts)) for parts in zip(*pieces)]
 
 
 def call_in_chunks(model, x, chunk):

@@ -558,13 +558,15 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     wants_end = callbacks.wants_batch_hook("on_predict_batch_end")
     chunks, structure = [], None
     chunk = rebatch.chunk_size(model, device)
+    step = 0
     with torch.inference_mode():
-        for step, (xb, _, _) in enumerate(adapter):
+        for xb, sizes in rebatch.passes(adapter, chunk):
             out = rebatch.call_in_chunks(model, xb, chunk)
             structure = out
             chunks.append(kt.flatten(out))
-            if wants_end:
-                callbacks.on_predict_batch_end(step, {"outputs": out})
+            for batch_out in rebatch.split(out, sizes) if wants_end else ():
+                callbacks.on_predict_batch_end(step, {"outputs": batch_out})
+                step += 1
     callbacks.on_predict_end()
     if not chunks:
         raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). "
