@@ -1,6 +1,7 @@
 """lamina against a hand-written PyTorch loop and against Keras 3 on torch, in one process.
 
-Run: python benchmarks/bench_fit.py [--quick] [--jit] [--no-keras] [--reps N] [--only NAME] [--write]
+Run: python benchmarks/bench_fit.py [--quick] [--jit] [--no-keras] [--reps N] [--only NAME]
+                                    [--write]
 
 Each workload is one Keras-API script run by lamina and, when installed, by Keras 3 with
 KERAS_BACKEND=torch, plus the same model written as a plain PyTorch loop. The three run

@@ -174,7 +174,7 @@ def drive_batches(cbs, logs):
         cbs.on_predict_batch_end(b, logs)
 
 
-def test_batch_hooks_skipped_for_callbacks_that_do_not_override(monkeypatch):
+def test_batch_hooks_skipped_for_callbacks_that_do_not_override(monkeypatch, tmp_path):
     calls = []
     for name in BATCH_HOOKS:
         monkeypatch.setattr(
@@ -192,7 +192,8 @@ def test_batch_hooks_skipped_for_callbacks_that_do_not_override(monkeypatch):
     epoch_only = EpochOnly()
     model = FakeModel()
     cbs = lcb.CallbackList(
-        [epoch_only, lcb.EarlyStopping(monitor="loss"), lcb.ModelCheckpoint("m.keras")],
+        [epoch_only, lcb.EarlyStopping(monitor="loss"),
+         lcb.ModelCheckpoint(str(tmp_path / "m.keras"))],
         add_history=True, add_progbar=True, model=model, verbose=2, epochs=1, steps=3,
     )
     assert not cbs.needs_batch_logs
