@@ -186,7 +186,7 @@ class Trainer:
         if any(id(p) not in names for p in trainable):
             return split
         self._trainable, self._trainable_names = trainable, [names[id(p)] for p in trainable]
-        return _compile(_own_code(self._whole_train_step), fullgraph=True, fallback=split,
+        return _compile(self._whole_train_step, fullgraph=True, fallback=split,
                         guards=_step_guards)
 
     # ------------------------------------------------------------------ steps
@@ -478,9 +478,10 @@ def _flatten_logs(logs):
 
 
 def _own_code(method):
-    """`method` bound to a fresh copy of its code. Dynamo keeps compiled graphs on the code
-    object: with its guards on the trainer filtered away, two trainers sharing one code object
-    could run each other's graphs."""
+    """`method` bound to a fresh copy of its code. Dynamo keeps compiled graphs, and counts
+    recompilations, per code object: shared by every trainer, the whole step (whose guards on
+    the trainer are filtered away) could run another model's graph, and the ninth model compiled
+    in a process would hit dynamo's recompile limit."""
     function = method.__func__
     copy = types.FunctionType(function.__code__.replace(), function.__globals__,
                               function.__name__, function.__defaults__, function.__closure__)
@@ -515,7 +516,8 @@ def _compile(fn, fullgraph=False, fallback=None, guards=None):
     options = ({"guard_filter_fn": guards}
                if guards and hasattr(torch.compiler, "keep_tensor_guards_unsafe") else None)
     try:
-        compiled = torch.compile(fn, dynamic=False, fullgraph=fullgraph, options=options)
+        compiled = torch.compile(_own_code(fn) if isinstance(fn, types.MethodType) else fn,
+                                 dynamic=False, fullgraph=fullgraph, options=options)
     except Exception as error:  # noqa: BLE001 - compile unavailable: run eagerly, say why
         warnings.warn(f"`jit_compile=True` could not use torch.compile ({error}); "
                       f"{instead} instead.")
