@@ -323,8 +323,9 @@ def test_crossentropy_uses_the_logits_behind_softmax_and_sigmoid():
 
 
 def test_jit_compile_traces_the_whole_train_step_into_one_graph():
-    """Forward, gradients, metrics, the Adam update, a regularizer, a constraint and
-    BatchNormalization's moving statistics: one graph, training exactly as eagerly."""
+    """Forward, gradients, metrics, the Adam update, weight and activity regularizers
+    (`add_loss`), a constraint and BatchNormalization's moving statistics: one graph, training
+    exactly as eagerly."""
     def run(jit):
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
@@ -333,7 +334,7 @@ def test_jit_compile_traces_the_whole_train_step_into_one_graph():
             layers.Dense(16, use_bias=False, kernel_regularizer="l2",
                          kernel_constraint=keras.constraints.MaxNorm(0.5)),
             layers.BatchNormalization(), layers.Activation("relu"),
-            layers.Dense(3, activation="softmax")])
+            layers.Dense(3, activation="softmax", activity_regularizer="l2")])
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], jit_compile=jit)
         x = np.random.RandomState(0).rand(64, 8).astype("float32")

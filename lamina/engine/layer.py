@@ -39,6 +39,7 @@ class _CallContext:
     depth = 0
     training = None
     losses = []
+    keep_losses = True  # False inside a gradient transform, where the tensors may not escape
 
 
 class _Weight:
@@ -328,10 +329,11 @@ class Layer(nn.Module):
     # ---------------------------------------------------------------- losses
     def add_loss(self, loss):
         """Add a scalar loss tensor; the trainer adds it to the total loss of this step."""
-        if self._losses_call != _CallContext.depth_id:
-            self._own_losses = []
-            self._losses_call = _CallContext.depth_id
-        self._own_losses.append(loss)
+        if _CallContext.keep_losses:
+            if self._losses_call != _CallContext.depth_id:
+                self._own_losses = []
+                self._losses_call = _CallContext.depth_id
+            self._own_losses.append(loss)
         if _CallContext.depth:
             _CallContext.losses.append(loss)
 

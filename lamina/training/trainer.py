@@ -255,8 +255,13 @@ class Trainer:
             return total, (total.detach(), [p.detach() for p in parts],
                            [o.detach() for o in outputs])
 
-        grads, (total, parts, outputs) = torch.func.grad(loss_and_outputs, has_aux=True)(
-            [p.detach() for p in trainable], buffers)
+        _CallContext.keep_losses = False  # `add_loss` tensors: counted in the loss, not kept
+        try:
+            grads, (total, parts, outputs) = torch.func.grad(loss_and_outputs, has_aux=True)(
+                [p.detach() for p in trainable], buffers)
+        finally:
+            _CallContext.keep_losses = True
+        _CallContext.losses = []
         targets = flatten_targets(y, self.output_names)
         self._record(total, parts, targets, outputs, self._sample_weights(targets, sample_weight),
                      _batch_size(x))
