@@ -21,7 +21,7 @@ BUDGET = 16 * 2 ** 20  # bytes of the largest layer output per chunk: half a ser
 
 def chunk_size(model, device):
     """Samples per forward pass for `predict` on `device`, or None to keep batches whole."""
-    if device.type != "cpu":
+    if device.type != "cpu" or not _keeps_samples_apart(model):
         return None
     per_sample = _largest_activation(model)
     if not per_sample:
@@ -29,18 +29,22 @@ def chunk_size(model, device):
     return 2 ** int(math.log2(max(1, BUDGET // per_sample)))
 
 
-def _largest_activation(model):
-    """Bytes per sample of the model's largest input or layer output; None when it is unknown or
-    when a layer may mix samples (a `Lambda`, a stateful RNN, a layer or model defined outside
-    lamina)."""
+def _keeps_samples_apart(model):
+    """False when a layer, nested ones included, may mix samples at inference: a `Lambda`, a
+    stateful RNN, a layer or model defined outside lamina."""
     from lamina.layers.core import Lambda
 
+    return not any(isinstance(layer, Lambda) or getattr(layer, "stateful", False)
+                   or not type(layer).__module__.startswith("lamina.")
+                   for layer in model._flatten_layers())
+
+
+def _largest_activation(model):
+    """Bytes per sample of the model's largest input or layer output, nested models' included;
+    None when one is unknown (no graph, a dimension of unknown size)."""
     graph = getattr(model, "_functional", None) or model
     nodes = getattr(graph, "_nodes", None)
-    if nodes is None or any(
-            isinstance(layer, Lambda) or getattr(layer, "stateful", False)
-            or not type(layer).__module__.startswith("lamina.")
-            for layer in model._flatten_layers()):
+    if nodes is None:
         return None
     largest = 0
     for node in nodes:
