@@ -80,7 +80,8 @@ def autocast_context(device):
 
 class LossScaler:
     """Dynamic loss scaling on the device: double every `growth_interval` finite steps, halve
-    and skip the update on overflow (the skip needs one read of the overflow flag)."""
+    and skip the update on overflow. An eager step skips by reading the overflow flag once
+    (`unscale`); a compiled one undoes the update on the device instead (`apply_if_finite`)."""
 
     def __init__(self, device, initial_scale=2.0 ** 15, growth_interval=2000):
         self.scale = torch.full((), initial_scale, device=device)
@@ -94,7 +95,26 @@ class LossScaler:
         self.found_inf.zero_()
         torch._amp_foreach_non_finite_check_and_unscale_(grads, self.found_inf,
                                                          self.scale.reciprocal())
-        finite = not bool(self.found_inf)
-        torch._amp_update_scale_(self.scale, self.growth_tracker, self.found_inf, 2.0, 0.5,
-                                 self.growth_interval)
-        return finite
+        self._update_scale(self.found_inf == 0)
+        return not bool(self.found_inf)
+
+    @torch.no_grad()
+    def apply_if_finite(self, grads, update, variables):
+        """The loss-scaled step inside a compiled graph, with no read of the overflow flag: run
+        `update(grads / scale)`, then put back the values it gave `variables` (the weights and
+        the optimizer's state) if a gradient was not finite."""
+        grads = torch._foreach_div(grads, self.scale)
+        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        before = [v.detach().clone() for v in variables]
+        update(grads)
+        for variable, old in zip(variables, before):
+            variable.copy_(torch.where(finite, variable, old))
+        self._update_scale(finite)
+
+    def _update_scale(self, finite):
+        """Halve the scale on overflow; double it after `growth_interval` finite steps."""
+        grown = torch.where(finite, self.growth_tracker + 1, 0)
+        grow = grown >= self.growth_interval
+        self.scale.copy_(torch.where(finite, torch.where(grow, self.scale * 2, self.scale),
+                                     self.scale * 0.5))
+        self.growth_tracker.copy_(torch.where(grow, 0, grown))

@@ -47,3 +47,50 @@ def test_loss_scaler_skips_overflowing_steps_and_halves_the_scale():
     param.grad = torch.tensor([float("inf"), 1.0, 1.0])
     assert not scaler.unscale([param])
     assert float(scaler.scale) == 4.0
+
+
+def test_loss_scaler_in_graph_step_puts_back_an_overflowing_update():
+    param = torch.nn.Parameter(torch.ones(2))
+    state = torch.zeros(2)
+    scaler = mixed_precision.LossScaler("cpu", initial_scale=4.0, growth_interval=2)
+
+    def update(grads):
+        state.add_(grads[0])
+        param.data.sub_(grads[0])
+
+    scaler.apply_if_finite([torch.tensor([4.0, 8.0])], update, [param, state])
+    torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))  # the gradient / 4
+    torch.testing.assert_close(state, torch.tensor([1.0, 2.0]))
+    scaler.apply_if_finite([torch.tensor([float("nan"), 1.0])], update, [param, state])
+    torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))  # put back
+    torch.testing.assert_close(state, torch.tensor([1.0, 2.0]))
+    assert float(scaler.scale) == 2.0 and int(scaler.growth_tracker) == 0
+    for _ in range(2):  # two finite steps in a row double the scale
+        scaler.apply_if_finite([torch.tensor([2.0, 2.0])], update, [param, state])
+    assert float(scaler.scale) == 4.0 and int(scaler.growth_tracker) == 0
+
+
+def test_jit_mixed_float16_is_one_graph_and_skips_overflows_as_eager_does():
+    mixed_precision.set_global_policy("mixed_float16")
+    x = np.random.RandomState(0).rand(64, 4).astype("float32")
+    y = 100 * x.sum(1, keepdims=True)  # a float16 gradient overflows at the initial scale
+    runs = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), layers.Dense(8, activation="relu"),
+                                  layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse", jit_compile=jit)
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        history = model.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        runs.append((model, history.history["loss"], graphs))
+    (eager, eager_loss, _), (jit, jit_loss, graphs) = runs
+    assert graphs == 1
+    np.testing.assert_allclose(jit_loss, eager_loss, rtol=1e-4)
+    scale = float(jit._trainer._scaler.scale)
+    assert scale == float(eager._trainer._scaler.scale) < 2.0 ** 15
+    skipped = 8 - int(jit.optimizer.iterations)
+    assert skipped == 8 - int(eager.optimizer.iterations) == 15 - int(np.log2(scale)) > 0
+    for a, b in zip(eager.get_weights(), jit.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -452,3 +452,104 @@ def test_jit_compile_falls_back_to_eager_when_the_compiler_fails(monkeypatch):
     with pytest.warns(UserWarning, match="running it eagerly from now on"):
         model.fit(x, np.zeros((4, 1), "float32"), batch_size=2, epochs=2, verbose=0)
     assert np.all(model.get_weights()[0] < 1.0)  # the eager steps did train
+
+
+class BatchHooks(keras.callbacks.Callback):
+    """Records every batch hook call as (hook, step, number of predicted rows or None)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def _record(self, hook, batch, logs):
+        rows = len(logs["outputs"]) if logs and "outputs" in logs else None
+        self.calls.append((hook, batch, rows))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._record("train_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._record("train_end", batch, logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._record("test_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._record("test_end", batch, logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._record("predict_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._record("predict_end", batch, logs)
+
+
+def test_steps_per_execution_runs_batch_callbacks_once_per_group_of_batches():
+    x = np.random.RandomState(0).rand(40, 3).astype("float32")  # 10 batches of 4
+    y = x.sum(axis=1, keepdims=True)
+    models = []
+    for group in (1, 3):
+        keras.utils.set_random_seed(0)
+        model = dense_model()
+        model.compile(optimizer="sgd", loss="mse", steps_per_execution=group)
+        hooks = BatchHooks()
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[hooks])
+        models.append((model, hooks))
+    (single, hooks1), (grouped, hooks3) = models
+    for a, b in zip(single.get_weights(), grouped.get_weights()):
+        np.testing.assert_array_equal(a, b)  # every batch still takes its own step
+    assert [c[1] for c in hooks1.calls if c[0] == "train_end"] == list(range(10))
+    # Keras numbers groups by their first and last step, the short last group included.
+    assert hooks3.calls == [("train_begin", 0, None), ("train_end", 2, None),
+                            ("train_begin", 3, None), ("train_end", 5, None),
+                            ("train_begin", 6, None), ("train_end", 8, None),
+                            ("train_begin", 9, None), ("train_end", 11, None)]
+    hooks3.calls.clear()
+    grouped.evaluate(x, y, batch_size=8, verbose=0, callbacks=[hooks3])  # 5 batches
+    assert hooks3.calls == [("test_begin", 0, None), ("test_end", 2, None),
+                            ("test_begin", 3, None), ("test_end", 5, None)]
+    hooks3.calls.clear()
+    out = grouped.predict(x, batch_size=4, verbose=0, callbacks=[hooks3])
+    assert hooks3.calls == [("predict_begin", 0, None), ("predict_end", 2, 12),
+                            ("predict_begin", 3, None), ("predict_end", 5, 12),
+                            ("predict_begin", 6, None), ("predict_end", 8, 12),
+                            ("predict_begin", 9, None), ("predict_end", 11, 4)]
+    np.testing.assert_allclose(out, single.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_steps_per_execution_group_outputs_come_whole_when_predict_joins_batches():
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(2)])
+    model.compile(loss="mse", steps_per_execution=4)
+    x = np.random.RandomState(2).rand(100, 6).astype("float32")  # 13 batches of 8
+    outputs = []
+
+    class Outputs(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            outputs.append((batch, np.array(logs["outputs"])))
+
+    out = model.predict(x, batch_size=8, verbose=0, callbacks=[Outputs()])
+    assert [(b, len(o)) for b, o in outputs] == [(3, 32), (7, 32), (11, 32), (15, 4)]
+    np.testing.assert_array_equal(np.concatenate([o for _, o in outputs]), out)
+
+
+def test_stop_training_takes_effect_at_the_end_of_a_group():
+    x = np.zeros((40, 3), "float32")
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    steps = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append(batch)
+            self.model.stop_training = True
+
+    model.fit(x, x[:, :1], batch_size=4, epochs=3, verbose=0, callbacks=[Stop()])
+    assert steps == [3]
+    assert model.optimizer.iterations.item() == 4
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, "auto", True])
+def test_steps_per_execution_must_be_a_positive_integer(value):
+    with pytest.raises(ValueError, match=r"`steps_per_execution` must be a positive integer\. "
+                                         rf"Received: steps_per_execution={value!r}"):
+        dense_model().compile(loss="mse", steps_per_execution=value)

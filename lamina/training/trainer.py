@@ -5,6 +5,8 @@ optimizer. Everything a step touches stays on the device: loss sums and metric s
 tensors, read back only at epoch ends and when a callback asks for batch logs.
 """
 import functools
+import itertools
+import numbers
 import types
 import warnings
 
@@ -119,7 +121,7 @@ class Trainer:
         self.output_loss_trackers = ([_MeanTracker(f"{names[i]}_loss")
                                       for i in self.compile_loss.active] if multi else [])
         self.run_eagerly = run_eagerly
-        self.steps_per_execution = steps_per_execution
+        self.steps_per_execution = _positive_int(steps_per_execution, "steps_per_execution")
         self.jit_compile = jit_compile
         self._compiled_train = self._compiled_test = None
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
@@ -175,11 +177,11 @@ class Trainer:
 
     def _compile_train_step(self, trainable):
         """The whole train step as one graph (`_whole_train_step`) where it can be; else the
-        forward and the update compiled apart around an eager backward (loss scaling reads its
-        overflow flag on the host; DDP hooks into autograd's backward)."""
+        forward and the update compiled apart around an eager backward (DDP hooks into
+        autograd's backward)."""
         split = functools.partial(self._backward_step, forward=_compile(self._train_forward),
                                   step=_compile(self.optimizer.step))
-        if not trainable or self._scaler is not None or distribution.is_distributed():
+        if not trainable or distribution.is_distributed():
             return split
         self._loss_module = _LossOf(self)
         names = {id(p): name for name, p in self._loss_module.named_parameters()}
@@ -248,12 +250,13 @@ class Trainer:
         them in place (BatchNormalization's moving statistics)."""
         module, names, trainable = self._loss_module, self._trainable_names, self._trainable
         buffers = dict(module.named_buffers())
+        scaler = self._scaler
 
         def loss_and_outputs(values, buffers):
             total, parts, _, outputs, _ = torch.func.functional_call(
                 module, (dict(zip(names, values)), buffers), (x, y, sample_weight))
-            return total, (total.detach(), [p.detach() for p in parts],
-                           [o.detach() for o in outputs])
+            return (total if scaler is None else total * scaler.scale,
+                    (total.detach(), [p.detach() for p in parts], [o.detach() for o in outputs]))
 
         _CallContext.keep_losses = False  # `add_loss` tensors: counted in the loss, not kept
         try:
@@ -265,7 +268,12 @@ class Trainer:
         targets = flatten_targets(y, self.output_names)
         self._record(total, parts, targets, outputs, self._sample_weights(targets, sample_weight),
                      _batch_size(x))
-        self.optimizer.apply(grads, trainable)
+        if scaler is None:
+            self.optimizer.apply(grads, trainable)
+        else:
+            scaler.apply_if_finite(grads, functools.partial(self.optimizer.apply,
+                                                            trainable_variables=trainable),
+                                   trainable + self.optimizer.variables)
         self._apply_constraints()
 
     def train_step(self, x, y, sample_weight):
@@ -365,15 +373,17 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            for step, (xb, yb, swb) in enumerate(_local_batches(adapter)):
-                if not checked:
-                    self._first_batch(xb)
-                    checked = True
+            for begin, end, batches in _executions(_local_batches(adapter),
+                                                   self.steps_per_execution):
                 if wants_begin:
-                    callbacks.on_train_batch_begin(step)
-                self.train_step(xb, yb, swb)
+                    callbacks.on_train_batch_begin(begin)
+                for xb, yb, swb in batches:
+                    if not checked:
+                        self._first_batch(xb)
+                        checked = True
+                    self.train_step(xb, yb, swb)
                 if wants_end:
-                    callbacks.on_train_batch_end(step, self._logs())
+                    callbacks.on_train_batch_end(end, self._logs())
                 if model.stop_training:
                     break
             epoch_logs = self._global_logs()
@@ -394,13 +404,18 @@ class Trainer:
         self.model.eval()
         self._reset_metrics()
         callbacks.on_test_begin()
+        wants_begin = callbacks.wants_batch_hook("on_test_batch_begin")
         wants_end = callbacks.wants_batch_hook("on_test_batch_end")
-        for step, (xb, yb, swb) in enumerate(_local_batches(adapter)):
-            if prepare and step == 0:
-                self._first_batch(xb, training=False)
-            self.test_step(xb, yb, swb)
+        for begin, end, batches in _executions(_local_batches(adapter), self.steps_per_execution):
+            if wants_begin:
+                callbacks.on_test_batch_begin(begin)
+            for xb, yb, swb in batches:
+                if prepare:
+                    self._first_batch(xb, training=False)
+                    prepare = False
+                self.test_step(xb, yb, swb)
             if wants_end:
-                callbacks.on_test_batch_end(step, self._logs())
+                callbacks.on_test_batch_end(end, self._logs())
         logs = self._global_logs()
         callbacks.on_test_end(logs)
         return logs
@@ -465,6 +480,26 @@ def _local_batches(adapter):
         return iter(adapter)
     return ((distribution.shard(x), distribution.shard(y), distribution.shard(sw))
             for x, y, sw in adapter)
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def _executions(batches, size):
+    """`batches` grouped `size` at a time, as Keras's `steps_per_execution` groups them: yields
+    (first step, last step, the group's batches) and batch callbacks run once per group, the
+    end hook with the group's last step (`first + size - 1`, as Keras numbers a short last
+    group too). The batches are read lazily: a group is not held in memory."""
+    batches = iter(batches)
+    for begin in itertools.count(0, size):
+        group = itertools.islice(batches, size)
+        first = next(group, None)
+        if first is None:
+            return
+        yield begin, begin + size - 1, itertools.chain([first], group)
 
 
 def _class_weight_table(class_weight, device):
@@ -562,18 +597,30 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
                              epochs=1, steps=adapter.steps)
     model.eval()
     callbacks.on_predict_begin()
+    wants_begin = callbacks.wants_batch_hook("on_predict_batch_begin")
     wants_end = callbacks.wants_batch_hook("on_predict_batch_end")
+    group = model._trainer.steps_per_execution if model._trainer is not None else 1
     chunks, structure = [], None
     chunk = rebatch.chunk_size(model, device)
-    step = 0
+    step, pending = 0, []  # batches predicted; outputs of the unfinished group's batches
     with torch.inference_mode():
-        for xb, sizes in rebatch.passes(adapter, chunk):
+        # Batch-begin hooks run before their batch's pass: batches are then not joined.
+        for xb, sizes in rebatch.passes(adapter, None if wants_begin else chunk):
+            if wants_begin and step % group == 0:
+                callbacks.on_predict_batch_begin(step)
             out = rebatch.call_in_chunks(model, xb, chunk)
             structure = out
             chunks.append(kt.flatten(out))
-            for batch_out in rebatch.split(out, sizes) if wants_end else ():
-                callbacks.on_predict_batch_end(step, {"outputs": batch_out})
-                step += 1
+            for done, batch_out in enumerate(rebatch.split(out, sizes) if wants_end else (),
+                                             step + 1):
+                pending.append(batch_out)
+                if done % group == 0:
+                    callbacks.on_predict_batch_end(done - 1, {"outputs": _join(pending)})
+                    pending = []
+            step += 1 if sizes is None else len(sizes)
+    if pending:  # a short last group, numbered as Keras numbers it
+        callbacks.on_predict_batch_end(step - len(pending) + group - 1,
+                                       {"outputs": _join(pending)})
     callbacks.on_predict_end()
     if not chunks:
         raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). "
@@ -590,6 +637,13 @@ def predict_on_batch(model, x):
     with torch.inference_mode():
         out = model(data_adapter.structure_to_device(x, device), training=False)
     return kt.map_structure(_to_numpy, out)
+
+
+def _join(outputs):
+    """Batch outputs (structures alike) as one structure."""
+    if len(outputs) == 1:
+        return outputs[0]
+    return kt.pack_like(outputs[0], [torch.cat(parts) for parts in zip(*map(kt.flatten, outputs))])
 
 
 def _to_numpy(tensor):
