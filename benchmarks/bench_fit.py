@@ -1,17 +1,24 @@
-"""lamina against a hand-written PyTorch loop and against Keras 3 on torch, in one process.
+"""lamina against a hand-written PyTorch loop, Keras 3 on torch and Keras 3 on JAX.
 
-Run: python benchmarks/bench_fit.py [--quick] [--jit] [--no-keras] [--reps N] [--only NAME]
-                                    [--write]
+Run: python benchmarks/bench_fit.py [--quick] [--jit] [--no-keras] [--no-jax] [--reps N]
+                                    [--only NAME] [--write]
 
 Each workload is one Keras-API script run by lamina and, when installed, by Keras 3 with
-KERAS_BACKEND=torch, plus the same model written as a plain PyTorch loop. The three run
-interleaved, median of the repetitions, in samples/s at steady state; the first (building,
-compiling) epoch is timed separately. `--write` appends the table to benchmarks/RESULTS.md.
+KERAS_BACKEND=torch, plus the same model written as a plain PyTorch loop. Keras 3 on JAX (its
+default jit_compile, i.e. XLA) runs the same script on the same data in a worker process of
+this script (a backend is fixed per process), which times one run per request line read from
+its stdin and writes the seconds to its stdout. All runners run interleaved, median of the
+repetitions, in samples/s at steady state; the first (building, compiling) epoch is timed
+separately. `--write` appends the table to benchmarks/RESULTS.md.
 """
 import argparse
+import contextlib
+import functools
+import importlib.metadata
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -169,18 +176,78 @@ def keras_api_runner(lib, work, jit):
     return lambda: model.fit(x, y, batch_size=work.batch_size, epochs=1, verbose=0)
 
 
-def measure(work, runners, reps):
+def jax_worker(name, quick):
+    """The worker process: Keras 3 on JAX times one run of workload `name` per stdin line."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever else this process prints goes to stderr
+    try:
+        import keras
+    except ImportError as e:
+        protocol.write(f"{e}\n")
+        return
+    work = next(w for w in workloads(quick) if w.name == name)
+    run = keras_api_runner(keras, work, "auto")
+    protocol.write("ready\n")
+    for _ in sys.stdin:
+        protocol.write(f"{timed(run)!r}\n")
+
+
+@contextlib.contextmanager
+def jax_clock(work, quick):
+    """Yields a function that has the worker time one run and returns the seconds, or None
+    when the worker cannot start; the worker ends with the block."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--jax-worker", work.name]
+    proc = subprocess.Popen(cmd + (["--quick"] if quick else []), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, KERAS_BACKEND="jax"))
+
+    def clock():
+        proc.stdin.write("run\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the Keras-on-JAX worker exited")
+        return float(line)
+
+    try:
+        status = proc.stdout.readline().strip()
+        if status != "ready":
+            print(f"Keras on JAX skipped: {status or 'the worker exited'}", file=sys.stderr)
+        yield clock if status == "ready" else None
+    finally:
+        proc.stdin.close()
+        proc.wait()
+
+
+def jax_version():
+    """The installed jax's version, read without importing it here."""
+    try:
+        return importlib.metadata.version("jax")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def measure(work, clocks, reps):
     """Median rates, and median ratios to the hand-written loop over the repetitions (each
-    repetition runs every runner back to back, so a slow spell of a shared host hits all)."""
+    repetition runs every runner back to back, so a slow spell of a shared host hits all).
+    `clocks` run their runner once and return the seconds."""
     n = work.data[0].shape[0]
-    first = {name: timed(run) for name, run in runners.items()}
-    rates = {name: [] for name in runners}
+    first = {name: clock() for name, clock in clocks.items()}
+    rates = {name: [] for name in clocks}
     for _ in range(reps):
-        for name, run in runners.items():
-            rates[name].append(n / timed(run))
+        for name, clock in clocks.items():
+            rates[name].append(n / clock())
     ratios = {name: statistics.median(a / t for a, t in zip(r, rates["torch"]))
               for name, r in rates.items()}
     return {name: statistics.median(r) for name, r in rates.items()}, ratios, first
+
+
+def versus(name, rates, ratios):
+    """Rate, ratio to torch and lamina's ratio to it, of an optional runner."""
+    if name not in rates:
+        return "- | - | -"
+    return (f"{rates[name]:,.0f} | {ratios[name]:.2f}x | "
+            f"{ratios['lamina'] / ratios[name]:.2f}x")
 
 
 def main():
@@ -188,10 +255,14 @@ def main():
     parser.add_argument("--quick", action="store_true", help="less data, 2 repetitions")
     parser.add_argument("--jit", action="store_true", help="lamina with compile(jit_compile=True)")
     parser.add_argument("--no-keras", action="store_true", help="skip Keras 3 on torch")
+    parser.add_argument("--no-jax", action="store_true", help="skip Keras 3 on JAX")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", default="", help="workloads whose name contains this")
+    parser.add_argument("--jax-worker", metavar="NAME", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.jax_worker:
+        return jax_worker(args.jax_worker, args.quick)
     reps = 2 if args.quick and args.reps == 3 else args.reps
     keras = None
     if not args.no_keras:
@@ -204,23 +275,27 @@ def main():
              f"{platform.processor() or ''} | {torch.get_num_threads()} threads | "
              f"torch {torch.__version__} | lamina {lamina.__version__} | "
              f"keras {keras.__version__ if keras else 'not installed'} | "
+             f"jax {'skipped' if args.no_jax else jax_version()} | "
              f"jit_compile={args.jit} | samples/s and ratios: medians of {reps} "
              "repetitions", "",
              "| workload | hand-written torch | lamina | lamina / torch | Keras 3 on torch | "
-             "Keras / torch | lamina / Keras | lamina first epoch (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Keras / torch | lamina / Keras | Keras 3 on JAX | JAX / torch | lamina / JAX | "
+             "lamina first epoch (s) | JAX first epoch (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines[:1]), flush=True)
     for work in [w for w in workloads(args.quick) if args.only in w.name]:
         runners = {"torch": torch_runner(work), "lamina": keras_api_runner(lamina, work, args.jit)}
         if keras is not None:
             runners["keras"] = keras_api_runner(keras, work, False)
-        rates, ratios, first = measure(work, runners, reps)
-        t, lam = rates["torch"], rates["lamina"]
-        k = rates.get("keras")
-        row = (f"| {work.name} | {t:,.0f} | {lam:,.0f} | {ratios['lamina']:.2f}x | "
-               + (f"{k:,.0f} | {ratios['keras']:.2f}x | {ratios['lamina'] / ratios['keras']:.1f}x"
-                  if k else "- | - | -")
-               + f" | {first['lamina']:.2f} |")
+        clocks = {name: functools.partial(timed, run) for name, run in runners.items()}
+        with contextlib.nullcontext() if args.no_jax else jax_clock(work, args.quick) as jax:
+            if jax is not None:
+                clocks["jax"] = jax
+            rates, ratios, first = measure(work, clocks, reps)
+        jax_first = f"{first['jax']:.2f}" if "jax" in first else "-"
+        row = (f"| {work.name} | {rates['torch']:,.0f} | {rates['lamina']:,.0f} | "
+               f"{ratios['lamina']:.2f}x | {versus('keras', rates, ratios)} | "
+               f"{versus('jax', rates, ratios)} | {first['lamina']:.2f} | {jax_first} |")
         lines.append(row)
         print(row, flush=True)
     if args.write:
