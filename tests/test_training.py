@@ -553,3 +553,32 @@ def test_steps_per_execution_must_be_a_positive_integer(value):
     with pytest.raises(ValueError, match=r"`steps_per_execution` must be a positive integer\. "
                                          rf"Received: steps_per_execution={value!r}"):
         dense_model().compile(loss="mse", steps_per_execution=value)
+
+
+def test_jit_steps_per_execution_runs_four_steps_a_compiled_call_as_eager_does():
+    x = np.random.RandomState(0).rand(88, 3).astype("float32")  # 5 batches of 16 and one of 8
+    y = x.sum(axis=1, keepdims=True)
+    runs = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = dense_model()
+        model.compile(optimizer="adam", loss="mse", metrics=["mae"], jit_compile=jit,
+                      steps_per_execution=4)
+        hooks = BatchHooks()
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*jit_compile")
+            history = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+                                callbacks=[hooks])
+        runs.append((model, history.history, hooks.calls,
+                     torch._dynamo.utils.counters["stats"]["unique_graphs"]))
+    (eager, eager_logs, eager_calls, _), (jit, jit_logs, jit_calls, graphs) = runs
+    # One step of 16, one of 8 (the last batch), and four steps of 16 in one call.
+    assert graphs == 3
+    assert jit_calls == eager_calls and len(jit_calls) == 3 * 4
+    for key in ("loss", "mae"):
+        np.testing.assert_allclose(jit_logs[key], eager_logs[key], rtol=1e-5)
+    assert int(jit.optimizer.iterations) == int(eager.optimizer.iterations) == 18
+    for a, b in zip(eager.get_weights(), jit.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
