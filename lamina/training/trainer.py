@@ -22,7 +22,7 @@ from lamina.training.compile_utils import (CompileLoss, CompileMetrics, flatten_
 
 
 UNROLL = 4  # train steps per compiled call, at most, under `steps_per_execution` > 1: on the
-# MLP, 4 ran 1.2-1.4x faster than 1 a step, 16 little more, and compile time grows with it
+# MLP, 4 ran 1.2-1.4x faster than 1 a step, 16 little more, and compile time grows with them
 
 
 def _flush_denormals(fn):
@@ -128,6 +128,7 @@ class Trainer:
         self.steps_per_execution = _positive_int(steps_per_execution, "steps_per_execution")
         self.jit_compile = jit_compile
         self._compiled_train = self._compiled_test = self._compiled_group = None
+        self._unroll = 1  # batches per call of the train step(s)
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
         self._has_trainable = False
@@ -187,7 +188,7 @@ class Trainer:
         split = functools.partial(self._backward_step,
                                   forward=_compile(self._train_forward, device),
                                   step=_compile(self.optimizer.step, device))
-        self._compiled_group = None
+        self._compiled_group, self._unroll = None, 1
         if not trainable or distribution.is_distributed():
             return split
         self._loss_module = _LossOf(self)
@@ -198,6 +199,7 @@ class Trainer:
         step = _compile(self._whole_train_step, device, fullgraph=True, fallback=split,
                         guards=_step_guards)
         if self.steps_per_execution > 1:
+            self._unroll = min(UNROLL, self.steps_per_execution)
             self._compiled_group = _compile(self._whole_train_steps, device, fullgraph=True,
                                             fallback=self._each_step, guards=_step_guards)
         return step
@@ -288,7 +290,7 @@ class Trainer:
         self._apply_constraints()
 
     def _whole_train_steps(self, batches):
-        """`UNROLL` whole train steps, one per batch, traced into one graph."""
+        """Whole train steps, one per batch, traced into one graph."""
         for x, y, sample_weight in batches:
             self._whole_train_step(x, y, sample_weight)
 
@@ -298,8 +300,8 @@ class Trainer:
 
     def train_steps(self, batches):
         """A train step on each batch: in one compiled call when `jit_compile` and
-        `steps_per_execution` allow, and the call covers `UNROLL` batches of one shape."""
-        if (self._compiled_group is not None and len(batches) == UNROLL
+        `steps_per_execution` allow it and the batches, as many as it unrolls, have one shape."""
+        if (self._compiled_group is not None and len(batches) == self._unroll
                 and self.compile_metrics.entries is not None
                 and len({_batch_size(b[0]) for b in batches}) == 1):
             self._compiled_group(batches)
@@ -413,7 +415,7 @@ class Trainer:
                         self._first_batch(batch[0])
                         checked = True
                     run.append(batch)
-                    if len(run) == (UNROLL if self._compiled_group is not None else 1):
+                    if len(run) == self._unroll:
                         self.train_steps(run)
                         run = []
                 self._each_step(run)
