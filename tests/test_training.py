@@ -582,3 +582,23 @@ def test_jit_steps_per_execution_runs_four_steps_a_compiled_call_as_eager_does()
     assert int(jit.optimizer.iterations) == int(eager.optimizer.iterations) == 18
     for a, b in zip(eager.get_weights(), jit.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_jit_predict_runs_a_compiled_forward_that_follows_the_weights():
+    model = dense_model(units=2, activation="relu")
+    model.compile(loss="mse", jit_compile=True)
+    x = np.random.RandomState(0).rand(10, 3).astype("float32") - 0.5
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    for scale in (1.0, -2.0):
+        w = scale * np.arange(6, dtype="float32").reshape(3, 2)
+        b = np.array([0.1, -0.1], "float32")
+        model.set_weights([w, b])
+        expected = np.maximum(x @ w + b, 0)
+        np.testing.assert_allclose(model.predict(x, batch_size=4, verbose=0), expected,
+                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model.predict_on_batch(x[:4]), expected[:4], rtol=1e-6,
+                                   atol=1e-7)
+    # predict joins the small batches into one pass of 10; predict_on_batch runs 4: two graphs,
+    # each reused after the weights changed.
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2

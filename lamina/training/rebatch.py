@@ -86,12 +86,13 @@ def split(outputs, sizes):
     return [kt.pack_like(outputs, list(parts)) for parts in zip(*pieces)]
 
 
-def call_in_chunks(model, x, chunk):
-    """`model(x, training=False)`, run `chunk` samples at a time when the batch is larger."""
+def call_in_chunks(forward, x, chunk):
+    """`forward(x)` (the model called with `training=False`), run `chunk` samples at a time
+    when the batch is larger."""
     size = int(kt.flatten(x)[0].shape[0])
     if chunk is None or size <= chunk:
-        return model(x, training=False)
-    outputs = [model(kt.map_structure(lambda v: v[start:start + chunk], x), training=False)
+        return forward(x)
+    outputs = [forward(kt.map_structure(lambda v: v[start:start + chunk], x))
                for start in range(0, size, chunk)]
     merged = [torch.cat(pieces) for pieces in zip(*(kt.flatten(o) for o in outputs))]
     return kt.pack_like(outputs[0], merged)

@@ -128,6 +128,7 @@ class Trainer:
         self.steps_per_execution = _positive_int(steps_per_execution, "steps_per_execution")
         self.jit_compile = jit_compile
         self._compiled_train = self._compiled_test = self._compiled_group = None
+        self._compiled_predict = None
         self._unroll = 1  # batches per call of the train step(s)
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
@@ -335,6 +336,18 @@ class Trainer:
             tensor = getattr(layer, record.key)
             _keras_view(tensor, record.layout).copy_(
                 record.constraint(_keras_view(tensor, record.layout)))
+
+    def _predict_forward(self, x):
+        return self.model(x, training=False)
+
+    def predict_function(self):
+        """The forward pass of `predict`: compiled with `jit_compile=True` (as Keras compiles
+        its predict function) once the model is built."""
+        if not (self.jit_compile and self.model.built):
+            return self._predict_forward
+        if self._compiled_predict is None:
+            self._compiled_predict = _compile(self._predict_forward, module_device(self.model))
+        return self._compiled_predict
 
     @torch.no_grad()
     def test_step(self, x, y, sample_weight):
@@ -640,6 +653,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     wants_begin = callbacks.wants_batch_hook("on_predict_batch_begin")
     wants_end = callbacks.wants_batch_hook("on_predict_batch_end")
     group = model._trainer.steps_per_execution if model._trainer is not None else 1
+    forward = _predict_forward(model)
     chunks, structure = [], None
     chunk = rebatch.chunk_size(model, device)
     step, pending = 0, []  # batches predicted; outputs of the unfinished group's batches
@@ -648,7 +662,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
         for xb, sizes in rebatch.passes(adapter, None if wants_begin else chunk):
             if wants_begin and step % group == 0:
                 callbacks.on_predict_batch_begin(step)
-            out = rebatch.call_in_chunks(model, xb, chunk)
+            out = rebatch.call_in_chunks(forward, xb, chunk)
             structure = out
             chunks.append(kt.flatten(out))
             for done, batch_out in enumerate(rebatch.split(out, sizes) if wants_end else (),
@@ -675,8 +689,15 @@ def predict_on_batch(model, x):
     device = module_device(model)
     model.eval()
     with torch.inference_mode():
-        out = model(data_adapter.structure_to_device(x, device), training=False)
+        out = _predict_forward(model)(data_adapter.structure_to_device(x, device))
     return kt.map_structure(_to_numpy, out)
+
+
+def _predict_forward(model):
+    """The forward pass `predict` runs: the trainer's when compiled, else the model's."""
+    if model._trainer is not None:
+        return model._trainer.predict_function()
+    return functools.partial(model, training=False)
 
 
 def _join(outputs):
