@@ -257,13 +257,13 @@ def main():
     parser.add_argument("--no-keras", action="store_true", help="skip Keras 3 on torch")
     parser.add_argument("--no-jax", action="store_true", help="skip Keras 3 on JAX")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, help="repetitions (default 3; 2 with --quick)")
     parser.add_argument("--only", default="", help="workloads whose name contains this")
     parser.add_argument("--jax-worker", metavar="NAME", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.jax_worker:
         return jax_worker(args.jax_worker, args.quick)
-    reps = 2 if args.quick and args.reps == 3 else args.reps
+    reps = args.reps or (2 if args.quick else 3)
     keras = None
     if not args.no_keras:
         try:
