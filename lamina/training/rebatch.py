@@ -92,7 +92,12 @@ def call_in_chunks(forward, x, chunk):
     size = int(kt.flatten(x)[0].shape[0])
     if chunk is None or size <= chunk:
         return forward(x)
-    outputs = [forward(kt.map_structure(lambda v: v[start:start + chunk], x))
-               for start in range(0, size, chunk)]
-    merged = [torch.cat(pieces) for pieces in zip(*(kt.flatten(o) for o in outputs))]
-    return kt.pack_like(outputs[0], merged)
+    return join([forward(kt.map_structure(lambda v: v[start:start + chunk], x))
+                 for start in range(0, size, chunk)])
+
+
+def join(outputs):
+    """Outputs of consecutive passes or batches (structures alike) as one structure."""
+    if len(outputs) == 1:
+        return outputs[0]
+    return kt.pack_like(outputs[0], [torch.cat(parts) for parts in zip(*map(kt.flatten, outputs))])

@@ -129,7 +129,6 @@ class Trainer:
         self.jit_compile = jit_compile
         self._compiled_train = self._compiled_test = self._compiled_group = None
         self._compiled_predict = None
-        self._unroll = 1  # batches per call of the train step(s)
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
         self._has_trainable = False
@@ -189,7 +188,7 @@ class Trainer:
         split = functools.partial(self._backward_step,
                                   forward=_compile(self._train_forward, device),
                                   step=_compile(self.optimizer.step, device))
-        self._compiled_group, self._unroll = None, 1
+        self._compiled_group = None
         if not trainable or distribution.is_distributed():
             return split
         self._loss_module = _LossOf(self)
@@ -200,7 +199,6 @@ class Trainer:
         step = _compile(self._whole_train_step, device, fullgraph=True, fallback=split,
                         guards=_step_guards)
         if self.steps_per_execution > 1:
-            self._unroll = min(UNROLL, self.steps_per_execution)
             self._compiled_group = _compile(self._whole_train_steps, device, fullgraph=True,
                                             fallback=self._each_step, guards=_step_guards)
         return step
@@ -299,11 +297,15 @@ class Trainer:
         for x, y, sample_weight in batches:
             self.train_step(x, y, sample_weight)
 
+    @property
+    def _unroll(self):
+        """Batches per call of the train step(s): more than one under a compiled group."""
+        return 1 if self._compiled_group is None else min(UNROLL, self.steps_per_execution)
+
     def train_steps(self, batches):
         """A train step on each batch: in one compiled call when `jit_compile` and
-        `steps_per_execution` allow it and the batches, as many as it unrolls, have one shape."""
-        if (self._compiled_group is not None and len(batches) == self._unroll
-                and self.compile_metrics.entries is not None
+        `steps_per_execution` allow it and the batches have one shape."""
+        if (self._compiled_group is not None and self.compile_metrics.entries is not None
                 and len({_batch_size(b[0]) for b in batches}) == 1):
             self._compiled_group(batches)
         else:
@@ -653,7 +655,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     wants_begin = callbacks.wants_batch_hook("on_predict_batch_begin")
     wants_end = callbacks.wants_batch_hook("on_predict_batch_end")
     group = model._trainer.steps_per_execution if model._trainer is not None else 1
-    forward = _predict_forward(model)
+    forward = _predict_function(model)
     chunks, structure = [], None
     chunk = rebatch.chunk_size(model, device)
     step, pending = 0, []  # batches predicted; outputs of the unfinished group's batches
@@ -669,12 +671,12 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
                                              step + 1):
                 pending.append(batch_out)
                 if done % group == 0:
-                    callbacks.on_predict_batch_end(done - 1, {"outputs": _join(pending)})
+                    callbacks.on_predict_batch_end(done - 1, {"outputs": rebatch.join(pending)})
                     pending = []
             step += 1 if sizes is None else len(sizes)
     if pending:  # a short last group, numbered as Keras numbers it
         callbacks.on_predict_batch_end(step - len(pending) + group - 1,
-                                       {"outputs": _join(pending)})
+                                       {"outputs": rebatch.join(pending)})
     callbacks.on_predict_end()
     if not chunks:
         raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). "
@@ -689,22 +691,15 @@ def predict_on_batch(model, x):
     device = module_device(model)
     model.eval()
     with torch.inference_mode():
-        out = _predict_forward(model)(data_adapter.structure_to_device(x, device))
+        out = _predict_function(model)(data_adapter.structure_to_device(x, device))
     return kt.map_structure(_to_numpy, out)
 
 
-def _predict_forward(model):
+def _predict_function(model):
     """The forward pass `predict` runs: the trainer's when compiled, else the model's."""
     if model._trainer is not None:
         return model._trainer.predict_function()
     return functools.partial(model, training=False)
-
-
-def _join(outputs):
-    """Batch outputs (structures alike) as one structure."""
-    if len(outputs) == 1:
-        return outputs[0]
-    return kt.pack_like(outputs[0], [torch.cat(parts) for parts in zip(*map(kt.flatten, outputs))])
 
 
 def _to_numpy(tensor):
