@@ -92,6 +92,17 @@ def test_batchnorm_moving_variance_uses_biased_batch_variance():
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
+def test_batchnorm_low_precision_layer_keeps_its_moving_statistics_dtype():
+    x = _rand(16, 4, 4, 3, scale=2.0, shift=1.0)
+    layer = BatchNormalization(dtype="bfloat16", momentum=0.5)
+    layer(torch.as_tensor(x).bfloat16(), training=True)
+    assert layer.moving_mean.dtype == layer.moving_variance.dtype == torch.bfloat16
+    seen = torch.as_tensor(x).bfloat16().float().numpy().reshape(-1, 3)
+    moving_mean, moving_var = (_np(w.float()) for w in (layer.moving_mean, layer.moving_variance))
+    np.testing.assert_allclose(moving_mean, 0.5 * seen.mean(0), rtol=1e-2)
+    np.testing.assert_allclose(moving_var, 0.5 + 0.5 * seen.var(0), rtol=1e-2)
+
+
 def test_batchnorm_single_sample_training_matches_keras():
     x = _rand(1, 4)
     k, layer = _pair(keras.layers.BatchNormalization, BatchNormalization, x)

@@ -258,14 +258,17 @@ class BatchNormalization(Layer):
                                self.moving_variance.to(stats_dtype), gamma, beta, training=False)
         count = inputs.numel() // max(inputs.shape[self._axis], 1)
         if mask is None and not self.renorm and not self._sync_active() and count > 1:
-            # Fused training step; torch writes the batch mean and the *unbiased* variance into
-            # the scratch buffers (momentum 1), Keras updates with the biased one.
-            mean = torch.zeros_like(self.moving_mean, dtype=stats_dtype)
-            var = torch.zeros_like(self.moving_variance, dtype=stats_dtype)
-            out = self._fused(inputs, mean, var, gamma, beta, training=True, momentum=1.0)
-            with torch.no_grad():
-                self._update(self.moving_mean, mean, self.momentum)
-                self._update(self.moving_variance, var * ((count - 1) / count), self.momentum)
+            # Fused training step: torch's kernel updates the moving statistics in place, as
+            # `moving * momentum + batch * (1 - momentum)`, but blends in the *unbiased* batch
+            # variance. It gets the moving variance scaled by count / (count - 1), and the
+            # result is scaled back: Keras's update with the biased variance, in two kernels.
+            mean = self.moving_mean.to(stats_dtype)
+            var = self.moving_variance.to(stats_dtype) * (count / (count - 1))
+            out = self._fused(inputs, mean, var, gamma, beta, training=True,
+                              momentum=1.0 - self.momentum)
+            if mean is not self.moving_mean:
+                self.moving_mean.copy_(mean)
+            torch.mul(var, (count - 1) / count, out=self.moving_variance)
             return out
         x = _compute_input(inputs)
         gamma = None if gamma is None else gamma.to(x.dtype)
