@@ -80,8 +80,9 @@ def autocast_context(device):
 
 class LossScaler:
     """Dynamic loss scaling on the device: double every `growth_interval` finite steps, halve
-    and skip the update on overflow. An eager step skips by reading the overflow flag once
-    (`unscale`); a compiled one undoes the update on the device instead (`apply_if_finite`)."""
+    and skip the update on overflow. The skip never reads the overflow flag on the host: the
+    update runs and is undone on the device when a gradient was not finite (`step`), so an
+    eager GPU step does not wait for its backward pass to finish."""
 
     def __init__(self, device, initial_scale=2.0 ** 15, growth_interval=2000):
         self.scale = torch.full((), initial_scale, device=device)
@@ -89,27 +90,27 @@ class LossScaler:
         self.found_inf = torch.zeros((), device=device)
         self.growth_interval = growth_interval
 
-    def unscale(self, params):
-        """Divide the gradients by the scale; True when they are all finite."""
-        grads = [p.grad for p in params if p.grad is not None]
+    @torch.no_grad()
+    def step(self, grads, update, variables):
+        """Divide `grads` by the scale in place and run `update()`; then put back the values it
+        gave `variables` (the weights and the optimizer's state) if a gradient was not finite,
+        and adjust the scale."""
+        finite = self._unscale(grads)
+        before = [v.detach().clone() for v in variables]
+        update()
+        for variable, old in zip(variables, before):
+            torch.where(finite, variable, old, out=variable)
+        self._update_scale(finite)
+
+    def _unscale(self, grads):
+        """Divide `grads` by the scale in place; a 0-d tensor: whether they are all finite."""
+        if torch.compiler.is_compiling():  # inductor has no kernel for torch's fused check
+            torch._foreach_div_(grads, self.scale)
+            return torch.stack([torch.isfinite(g).all() for g in grads]).all()
         self.found_inf.zero_()
         torch._amp_foreach_non_finite_check_and_unscale_(grads, self.found_inf,
                                                          self.scale.reciprocal())
-        self._update_scale(self.found_inf == 0)
-        return not bool(self.found_inf)
-
-    @torch.no_grad()
-    def apply_if_finite(self, grads, update, variables):
-        """The loss-scaled step inside a compiled graph, with no read of the overflow flag: run
-        `update(grads / scale)`, then put back the values it gave `variables` (the weights and
-        the optimizer's state) if a gradient was not finite."""
-        grads = torch._foreach_div(grads, self.scale)
-        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
-        before = [v.detach().clone() for v in variables]
-        update(grads)
-        for variable, old in zip(variables, before):
-            variable.copy_(torch.where(finite, variable, old))
-        self._update_scale(finite)
+        return self.found_inf == 0
 
     def _update_scale(self, finite):
         """Halve the scale on overflow; double it after `growth_interval` finite steps."""

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import lamina as keras
 from lamina import layers, mixed_precision
@@ -38,36 +39,57 @@ def test_mixed_bfloat16_computes_low_keeps_float32_weights_and_trains():
     assert model.predict(x[:3], verbose=0).dtype == np.float32  # numpy has no bfloat16
 
 
-def test_loss_scaler_skips_overflowing_steps_and_halves_the_scale():
-    param = torch.nn.Parameter(torch.ones(3))
-    scaler = mixed_precision.LossScaler("cpu", initial_scale=8.0)
-    param.grad = torch.tensor([8.0, 16.0, 24.0])
-    assert scaler.unscale([param])
-    torch.testing.assert_close(param.grad, torch.tensor([1.0, 2.0, 3.0]))
-    param.grad = torch.tensor([float("inf"), 1.0, 1.0])
-    assert not scaler.unscale([param])
-    assert float(scaler.scale) == 4.0
-
-
-def test_loss_scaler_in_graph_step_puts_back_an_overflowing_update():
+def test_loss_scaler_step_unscales_and_puts_back_an_overflowing_update():
     param = torch.nn.Parameter(torch.ones(2))
     state = torch.zeros(2)
     scaler = mixed_precision.LossScaler("cpu", initial_scale=4.0, growth_interval=2)
 
-    def update(grads):
-        state.add_(grads[0])
-        param.data.sub_(grads[0])
+    def update():
+        state.add_(param.grad)
+        param.data.sub_(param.grad)
 
-    scaler.apply_if_finite([torch.tensor([4.0, 8.0])], update, [param, state])
-    torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))  # the gradient / 4
+    def step(grad):
+        param.grad = torch.tensor(grad)
+        scaler.step([param.grad], update, [param, state])
+
+    step([4.0, 8.0])
+    torch.testing.assert_close(param.grad, torch.tensor([1.0, 2.0]))  # unscaled in place
+    torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))
     torch.testing.assert_close(state, torch.tensor([1.0, 2.0]))
-    scaler.apply_if_finite([torch.tensor([float("nan"), 1.0])], update, [param, state])
+    step([float("nan"), 1.0])
     torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))  # put back
     torch.testing.assert_close(state, torch.tensor([1.0, 2.0]))
     assert float(scaler.scale) == 2.0 and int(scaler.growth_tracker) == 0
     for _ in range(2):  # two finite steps in a row double the scale
-        scaler.apply_if_finite([torch.tensor([2.0, 2.0])], update, [param, state])
+        step([2.0, 2.0])
     assert float(scaler.scale) == 4.0 and int(scaler.growth_tracker) == 0
+    torch.testing.assert_close(param.data, torch.tensor([-2.0, -3.0]))
+
+
+def test_eager_mixed_float16_step_reads_nothing_on_the_host():
+    """An overflowing step is skipped on the device: the eager step never reads the flag."""
+    mixed_precision.set_global_policy("mixed_float16")
+    x = torch.rand(16, 4)
+    y = 1e4 * x.sum(1, keepdim=True)  # overflows float16 gradients at the initial scale
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(8), layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    before = [w.copy() for w in model.get_weights()]
+    iterations = int(model.optimizer.iterations)
+
+    class HostReads(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            HostReads.count += func is torch.ops.aten._local_scalar_dense.default
+            return func(*args, **(kwargs or {}))
+
+    with HostReads():
+        model._trainer.train_step(x, y, None)
+    assert HostReads.count == 0
+    assert int(model.optimizer.iterations) == iterations  # skipped: weights and state put back
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_jit_mixed_float16_is_one_graph_and_skips_overflows_as_eager_does():

@@ -283,9 +283,8 @@ class Trainer:
         if scaler is None:
             self.optimizer.apply(grads, trainable)
         else:
-            scaler.apply_if_finite(grads, functools.partial(self.optimizer.apply,
-                                                            trainable_variables=trainable),
-                                   trainable + self.optimizer.variables)
+            scaler.step(grads, functools.partial(self.optimizer.apply, grads, trainable),
+                        trainable + self.optimizer.variables)
         self._apply_constraints()
 
     def _whole_train_steps(self, batches):
@@ -328,8 +327,9 @@ class Trainer:
                 step()
             else:
                 (total * self._scaler.scale).backward()
-                if self._scaler.unscale(self.optimizer._trainable_variables):
-                    step()
+                params = self.optimizer._trainable_variables
+                self._scaler.step([p.grad for p in params if p.grad is not None], step,
+                                  params + self.optimizer.variables)
         self._apply_constraints()
 
     @torch.no_grad()
