@@ -39,6 +39,16 @@ def _learning_rate_error(value):
         f"Received instead: learning_rate={value!r}")
 
 
+def sub_scaled_(tensors, grads, factor):
+    """`tensors -= grads * factor` for a 0-d device `factor` (a learning rate). On CUDA two
+    multi-tensor kernels with a temporary; on the CPU, where foreach ops loop over the tensors
+    anyway, one pass per tensor (`addcmul_`) without allocating a scaled copy of the gradients."""
+    if tensors[0].is_cuda:
+        torch._foreach_sub_(tensors, torch._foreach_mul(grads, factor))
+    else:
+        torch._foreach_addcmul_(tensors, grads, [factor] * len(grads), value=-1)
+
+
 def _variable_name(variable, index):
     name = getattr(variable, "path", None) or getattr(variable, "name", None)
     if not isinstance(name, str) or not name:

@@ -1,7 +1,7 @@
 """SGD, with optional (Nesterov) momentum, as in `keras.optimizers.SGD`."""
 import torch
 
-from lamina.optimizers.base import Optimizer, _is_number
+from lamina.optimizers.base import Optimizer, _is_number, sub_scaled_
 
 
 class SGD(Optimizer):
@@ -30,17 +30,16 @@ class SGD(Optimizer):
             self.momentums = self.add_optimizer_variables(variables, "momentum")
 
     def _update_step(self, params, grads, indices, learning_rate):
-        scaled = torch._foreach_mul(grads, learning_rate)
         if self.momentum == 0:
-            torch._foreach_sub_(params, scaled)
+            sub_scaled_(params, grads, learning_rate)
             return
         momentum = float(self.momentum)
         velocities = self._select(self.momentums, indices)
         torch._foreach_mul_(velocities, momentum)
-        torch._foreach_sub_(velocities, scaled)
+        sub_scaled_(velocities, grads, learning_rate)
         if self.nesterov:
-            torch._foreach_add_(params, torch._foreach_mul(velocities, momentum))
-            torch._foreach_sub_(params, scaled)
+            torch._foreach_add_(params, velocities, alpha=momentum)
+            sub_scaled_(params, grads, learning_rate)
         else:
             torch._foreach_add_(params, velocities)
 
