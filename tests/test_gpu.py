@@ -75,6 +75,26 @@ def test_mixed_precision_trains_with_float32_weights(policy):
     assert history["loss"][-1] < 0.7 * history["loss"][0]
 
 
+@pytest.mark.parametrize("policy,jit", [(None, False), ("mixed_float16", False),
+                                        ("mixed_float16", True)])
+def test_train_steps_never_wait_for_the_gpu(policy, jit):
+    """No host read per step: CUDA raises on any synchronizing call in sync-debug mode."""
+    mixed_precision.set_global_policy(policy)
+    model = convnet()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=jit,
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = data()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    batch = torch.from_numpy(x[:16]).cuda(), torch.from_numpy(y[:16]).cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            model._trainer.train_step(*batch, None)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
 def test_jit_compile_matches_eager_on_the_gpu():
     x, y = data()
     results = []
