@@ -79,27 +79,36 @@ def autocast_context(device):
 
 
 class LossScaler:
-    """Dynamic loss scaling on the device: double every `growth_interval` finite steps, halve
-    and skip the update on overflow. The skip never reads the overflow flag on the host: the
-    update runs and is undone on the device when a gradient was not finite (`step`), so an
-    eager GPU step does not wait for its backward pass to finish."""
+    """Dynamic loss scaling: double every `growth_interval` finite steps, halve and skip the
+    update on overflow. On an accelerator, and in a compiled step, the skip never reads the
+    overflow flag on the host: the update runs and is undone on the device when a gradient was
+    not finite (`step`), so an eager GPU step does not wait for its backward pass to finish."""
 
     def __init__(self, device, initial_scale=2.0 ** 15, growth_interval=2000):
         self.scale = torch.full((), initial_scale, device=device)
         self.growth_tracker = torch.zeros((), dtype=torch.int32, device=device)
         self.found_inf = torch.zeros((), device=device)
         self.growth_interval = growth_interval
+        # Skip by reading the overflow flag where that costs nothing: the CPU reads its own
+        # memory; an accelerator would make the host wait for the step to finish.
+        self.reads_flag = torch.device(device).type == "cpu"
 
     @torch.no_grad()
     def step(self, grads, update, variables):
-        """Divide `grads` by the scale in place and run `update()`; then put back the values it
-        gave `variables` (the weights and the optimizer's state) if a gradient was not finite,
-        and adjust the scale."""
+        """Divide `grads` by the scale in place and run `update()` if they are all finite;
+        adjust the scale. With `reads_flag` (the CPU) an overflow skips the update; otherwise,
+        and in a compiled step, the update always runs and the values it gave `variables` (the
+        weights and the optimizer's state) are put back on overflow, from copies held for the
+        update's duration."""
         finite = self._unscale(grads)
-        before = [v.detach().clone() for v in variables]
-        update()
-        for variable, old in zip(variables, before):
-            torch.where(finite, variable, old, out=variable)
+        if self.reads_flag and not torch.compiler.is_compiling():
+            if finite:
+                update()
+        else:
+            before = [v.detach().clone() for v in variables]
+            update()
+            for variable, old in zip(variables, before):
+                torch.where(finite, variable, old, out=variable)
         self._update_scale(finite)
 
     def _unscale(self, grads):

@@ -39,10 +39,13 @@ def test_mixed_bfloat16_computes_low_keeps_float32_weights_and_trains():
     assert model.predict(x[:3], verbose=0).dtype == np.float32  # numpy has no bfloat16
 
 
-def test_loss_scaler_step_unscales_and_puts_back_an_overflowing_update():
+@pytest.mark.parametrize("reads_flag", [True, False])
+def test_loss_scaler_step_unscales_and_skips_an_overflowing_update(reads_flag):
     param = torch.nn.Parameter(torch.ones(2))
     state = torch.zeros(2)
     scaler = mixed_precision.LossScaler("cpu", initial_scale=4.0, growth_interval=2)
+    assert scaler.reads_flag
+    scaler.reads_flag = reads_flag  # False: the accelerators' path, undone on the device
 
     def update():
         state.add_(param.grad)
@@ -57,7 +60,7 @@ def test_loss_scaler_step_unscales_and_puts_back_an_overflowing_update():
     torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))
     torch.testing.assert_close(state, torch.tensor([1.0, 2.0]))
     step([float("nan"), 1.0])
-    torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))  # put back
+    torch.testing.assert_close(param.data, torch.tensor([0.0, -1.0]))  # skipped
     torch.testing.assert_close(state, torch.tensor([1.0, 2.0]))
     assert float(scaler.scale) == 2.0 and int(scaler.growth_tracker) == 0
     for _ in range(2):  # two finite steps in a row double the scale
@@ -66,14 +69,16 @@ def test_loss_scaler_step_unscales_and_puts_back_an_overflowing_update():
     torch.testing.assert_close(param.data, torch.tensor([-2.0, -3.0]))
 
 
-def test_eager_mixed_float16_step_reads_nothing_on_the_host():
-    """An overflowing step is skipped on the device: the eager step never reads the flag."""
+def test_eager_mixed_float16_step_on_an_accelerator_reads_nothing_on_the_host():
+    """Where reading the overflow flag would wait for the device, an overflowing eager step is
+    undone on the device instead (run here on the CPU with the accelerators' setting)."""
     mixed_precision.set_global_policy("mixed_float16")
     x = torch.rand(16, 4)
     y = 1e4 * x.sum(1, keepdim=True)  # overflows float16 gradients at the initial scale
     model = keras.Sequential([keras.Input((4,)), layers.Dense(8), layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
     model.fit(x, y, epochs=1, verbose=0)
+    model._trainer._scaler.reads_flag = False
     before = [w.copy() for w in model.get_weights()]
     iterations = int(model.optimizer.iterations)
 
