@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lamina import activations
+from lamina import activations, layers
 
 keras = pytest.importorskip("keras")
 
@@ -160,3 +160,28 @@ def test_unknown_names():
         activations.deserialize("not_an_activation")
     with pytest.raises(ValueError, match="Could not interpret"):
         activations.get(3)
+
+
+@pytest.mark.parametrize("make", [
+    lambda act: layers.Dense(5, activation=act),
+    lambda act: layers.Conv2D(4, 3, activation=act),
+    lambda act: layers.SeparableConv2D(4, 3, activation=act),
+    lambda act: layers.Conv2DTranspose(4, 3, activation=act),
+])
+def test_layer_relu_in_place_gives_the_out_of_place_values_and_gradients(make):
+    """Layers run `relu` in place on their own output: same values and gradients as applying
+    it after the layer, for the input and every weight."""
+    x = torch.randn(3, 6, 6, 2)
+    fused, plain = make("relu"), make(None)
+    fused(x)
+    plain(x)
+    plain.set_weights(fused.get_weights())
+    results = []
+    for layer, after in ((fused, lambda t: t), (plain, torch.relu)):
+        xi = x.clone().requires_grad_(True)
+        out = after(layer(xi))
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        results.append([out.detach(), xi.grad] + [w.grad for w in layer.trainable_weights])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+    assert bool((results[0][0] == 0).any())  # relu did cut something

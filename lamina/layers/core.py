@@ -60,7 +60,8 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):
-        return self.activation(F.linear(inputs, self.kernel, self.bias))
+        return activations.apply_to_layer_output(self.activation,
+                                                 F.linear(inputs, self.kernel, self.bias))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

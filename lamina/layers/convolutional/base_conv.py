@@ -180,7 +180,8 @@ class BaseConv(_ConvBase):
         pads = self._pads(inputs)
         x = U.to_torch(inputs, self.data_format)
         y = self._convolve(x, self.kernel, self.bias, pads, self.groups)
-        return self.activation(U.from_torch(y, self.data_format, self.rank))
+        return activations.apply_to_layer_output(
+            self.activation, y, lambda out: U.from_torch(out, self.data_format, self.rank))
 
     def compute_output_shape(self, input_shape):
         return self._output_shape(input_shape, self.filters)
