@@ -89,6 +89,9 @@ def _is_array(value):
     return isinstance(value, (np.ndarray, torch.Tensor, list, tuple, dict)) or np.isscalar(value)
 
 
+GATHER_BYTES = 2 ** 20  # shuffled batches gathered per index_select: about 1 MiB of them
+
+
 class ArrayAdapter:
     """Batches in-memory arrays; the whole data set is moved to the device once."""
 
@@ -121,15 +124,24 @@ class ArrayAdapter:
             perm = torch.randperm(n, generator=self.generator).to(self.device)
         elif self.shuffle:
             perm = torch.randperm(n, device=self.device)
+        data = (self.x, self.y, self.sample_weight)
+        source, offset, end = data, 0, (n if perm is None else -1)
+        per_chunk = max(1, GATHER_BYTES // max(1, self._bytes_per_batch()))
         for step in range(self.steps):
             start = (step * b) % n if n else 0
             stop = min(start + b, n)
-            if perm is None:
-                take = lambda v: v[start:stop]  # noqa: E731 - views, no copy
-            else:
-                index = perm[start:stop]
-                take = lambda v: v.index_select(0, index)  # noqa: E731
-            yield (_take(take, self.x), _take(take, self.y), _take(take, self.sample_weight))
+            if perm is not None and not (offset <= start and stop <= end):
+                # Shuffled batches are gathered several at a time: one index_select per
+                # array for `per_chunk` batches, each batch then a view of the chunk.
+                offset, end = start, min(start + per_chunk * b, n)
+                index = perm[offset:end]
+                source = [_take(lambda v: v.index_select(0, index), d) for d in data]
+            yield tuple(_take(lambda v: v[start - offset:stop - offset], d) for d in source)
+
+    def _bytes_per_batch(self):
+        arrays = [v for d in (self.x, self.y, self.sample_weight) if d is not None
+                  for v in kt.flatten(d)]
+        return self.batch_size * sum(v[:1].numel() * v.element_size() for v in arrays)
 
     def on_epoch_end(self):
         pass
