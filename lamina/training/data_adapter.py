@@ -126,7 +126,7 @@ class ArrayAdapter:
             perm = torch.randperm(n, device=self.device)
         data = (self.x, self.y, self.sample_weight)
         source, offset, end = data, 0, (n if perm is None else -1)
-        per_chunk = max(1, GATHER_BYTES // max(1, self._bytes_per_batch()))
+        per_chunk = max(1, GATHER_BYTES // max(1, self._bytes_per_batch(data)))
         for step in range(self.steps):
             start = (step * b) % n if n else 0
             stop = min(start + b, n)
@@ -138,9 +138,8 @@ class ArrayAdapter:
                 source = [_take(lambda v: v.index_select(0, index), d) for d in data]
             yield tuple(_take(lambda v: v[start - offset:stop - offset], d) for d in source)
 
-    def _bytes_per_batch(self):
-        arrays = [v for d in (self.x, self.y, self.sample_weight) if d is not None
-                  for v in kt.flatten(d)]
+    def _bytes_per_batch(self, data):
+        arrays = [v for d in data if d is not None for v in kt.flatten(d)]
         return self.batch_size * sum(v[:1].numel() * v.element_size() for v in arrays)
 
     def on_epoch_end(self):

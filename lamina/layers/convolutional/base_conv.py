@@ -112,6 +112,12 @@ class _ConvBase(Layer):
             dilation=U.torch_tuple(dilation or self.dilation_rate, rank),
             groups=groups)
 
+    def _activate(self, y):
+        """The activation of a channels-first result `y`, returned in the layer's data format
+        (a plain relu in place on `y`, see `activations.apply_to_layer_output`)."""
+        return activations.apply_to_layer_output(
+            self.activation, y, lambda out: U.from_torch(out, self.data_format, self.rank))
+
     def _output_shape(self, input_shape, channels):
         outs = U.check_output_sizes(self, tuple(input_shape), self.data_format, self.kernel_size,
                                     self.strides, self.dilation_rate, self.padding,
@@ -180,8 +186,7 @@ class BaseConv(_ConvBase):
         pads = self._pads(inputs)
         x = U.to_torch(inputs, self.data_format)
         y = self._convolve(x, self.kernel, self.bias, pads, self.groups)
-        return activations.apply_to_layer_output(
-            self.activation, y, lambda out: U.from_torch(out, self.data_format, self.rank))
+        return self._activate(y)
 
     def compute_output_shape(self, input_shape):
         return self._output_shape(input_shape, self.filters)

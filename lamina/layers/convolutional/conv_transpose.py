@@ -9,7 +9,7 @@ the end; then the result is narrowed (a view).
 """
 import torch.nn.functional as F
 
-from lamina import activations, constraints, initializers, regularizers
+from lamina import constraints, initializers, regularizers
 from lamina.layers.convolutional import _utils as U
 from lamina.layers.convolutional.base_conv import _ConvBase, _serialize, kernel_layout
 
@@ -95,8 +95,7 @@ class BaseConvTranspose(_ConvBase):
         for axis, length in enumerate(narrow):
             if length is not None:
                 y = y.narrow(offset + axis, 0, length)
-        return activations.apply_to_layer_output(
-            self.activation, y, lambda out: U.from_torch(out, self.data_format, rank))
+        return self._activate(y)
 
     def compute_output_shape(self, input_shape):
         outs = tuple(self._output_lengths(U.spatial_shape(input_shape, self.data_format)))

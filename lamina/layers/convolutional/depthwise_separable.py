@@ -4,7 +4,7 @@ The depthwise kernel, Keras `(*kernel_size, in, depth_multiplier)`, is stored as
 `(in, depth_multiplier, *kernel_size)`: reshaping it to torch's grouped-conv weight
 `(in * depth_multiplier, 1, *kernel_size)` is then a view (output channel `c * dm + m`, as Keras).
 """
-from lamina import activations, constraints, initializers, regularizers
+from lamina import constraints, initializers, regularizers
 from lamina.layers.convolutional import _utils as U
 from lamina.layers.convolutional.base_conv import _ConvBase, _serialize, kernel_layout
 
@@ -52,8 +52,7 @@ class BaseDepthwiseConv(_ConvBase):
         pads = self._pads(inputs)
         weight, groups = self._grouped_kernel(self.kernel)
         y = self._convolve(U.to_torch(inputs, self.data_format), weight, self.bias, pads, groups)
-        return activations.apply_to_layer_output(
-            self.activation, y, lambda out: U.from_torch(out, self.data_format, self.rank))
+        return self._activate(y)
 
     def compute_output_shape(self, input_shape):
         return self._output_shape(input_shape,
@@ -141,8 +140,7 @@ class BaseSeparableConv(BaseDepthwiseConv):
         ones = (1,) * self.rank
         y = self._convolve(x, self.pointwise_kernel, self.bias, [(0, 0)] * self.rank, 1,
                            strides=ones, dilation=ones)
-        return activations.apply_to_layer_output(
-            self.activation, y, lambda out: U.from_torch(out, self.data_format, self.rank))
+        return self._activate(y)
 
     def compute_output_shape(self, input_shape):
         return self._output_shape(input_shape, self.filters)
