@@ -520,3 +520,34 @@ def test_schedule_validation():
         schedules.PiecewiseConstantDecay([1, 2], [0.1, 0.2])
     with pytest.raises(NotImplementedError):
         schedules.LearningRateSchedule()(0)
+
+
+def test_power_of_a_step_matches_pow():
+    steps = torch.tensor([0.0, 1.0, 2.0, 10.0, 1000.0, 1e5])
+    for base in (0.9, 0.96, 0.999, 0.5, 2.0):
+        expected = torch.pow(torch.tensor(base, dtype=torch.float64), steps.double()).float()
+        torch.testing.assert_close(schedules.power(base, steps), expected, rtol=2e-6, atol=0)
+    assert schedules.power(0.0, steps).tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("class_name,exps", [("Adam", 2), ("Adamax", 1), ("Nadam", 3)])
+def test_compiled_update_computes_bias_corrections_once(class_name, exps):
+    """Inductor copies a reused scalar `pow` into every per-element loop that reads it (Adam:
+    two `pow` per 16 weights); written with `exp`, the step's corrections are computed once."""
+    from torch._inductor.utils import run_and_get_code
+    params = [torch.nn.Parameter(torch.randn(n)) for n in (300, 40, 7, 1000)]
+    grads = [torch.randn_like(p) for p in params]
+    expected = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    opt, eager = (getattr(optimizers, class_name)(learning_rate=0.01) for _ in range(2))
+    for _ in range(2):
+        eager.apply_gradients(zip(grads, expected))
+    opt.apply_gradients(zip(grads, params))
+
+    def step():
+        opt.apply_gradients(zip(grads, params))
+
+    _, code = run_and_get_code(torch.compile(step, fullgraph=True))
+    code = "\n".join(code)
+    assert code.count("exp(") == exps and "pow(" not in code
+    for p, e in zip(params, expected):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-5, atol=1e-7)

@@ -4,6 +4,7 @@ import math
 import torch
 
 from lamina.optimizers.base import Optimizer
+from lamina.optimizers.schedules import power
 
 
 class Adam(Optimizer):
@@ -32,8 +33,7 @@ class Adam(Optimizer):
             return self._fused_update(params, grads, indices, learning_rate)
         beta_1, beta_2 = float(self.beta_1), float(self.beta_2)
         step = (self._iterations + 1).to(torch.float32)
-        alpha = (learning_rate * torch.sqrt(1 - torch.pow(beta_2, step))
-                 / (1 - torch.pow(beta_1, step)))
+        alpha = learning_rate * torch.sqrt(1 - power(beta_2, step)) / (1 - power(beta_1, step))
         m = self._select(self._momentums, indices)
         v = self._select(self._velocities, indices)
         torch._foreach_lerp_(m, grads, 1 - beta_1)

@@ -2,6 +2,7 @@
 import torch
 
 from lamina.optimizers.base import Optimizer
+from lamina.optimizers.schedules import power
 
 
 class Adamax(Optimizer):
@@ -24,7 +25,7 @@ class Adamax(Optimizer):
     def _update_step(self, params, grads, indices, learning_rate):
         beta_1 = float(self.beta_1)
         step = (self._iterations + 1).to(torch.float32)
-        correction = 1 - torch.pow(beta_1, step)
+        correction = 1 - power(beta_1, step)
         m = self._select(self._m, indices)
         u = self._select(self._u, indices)
         torch._foreach_lerp_(m, grads, 1 - beta_1)

@@ -2,6 +2,7 @@
 import torch
 
 from lamina.optimizers.base import Optimizer
+from lamina.optimizers.schedules import power
 
 
 class Nadam(Optimizer):
@@ -30,8 +31,8 @@ class Nadam(Optimizer):
     def _update_step(self, params, grads, indices, learning_rate):
         beta_1, beta_2 = float(self.beta_1), float(self.beta_2)
         step = (self._iterations + 1).to(torch.float32)
-        u_t = beta_1 * (1.0 - 0.5 * torch.pow(0.96, step))
-        u_next = beta_1 * (1.0 - 0.5 * torch.pow(0.96, step + 1))
+        u_t = beta_1 * (1.0 - 0.5 * power(0.96, step))
+        u_next = beta_1 * (1.0 - 0.5 * power(0.96, step + 1))
         u_product = self._u_product.to(torch.float32) * u_t
         u_product_next = u_product * u_next
         self._u_product.copy_(u_product)
@@ -42,7 +43,7 @@ class Nadam(Optimizer):
         # m_hat = u_next * m / (1 - u_product_next) + (1 - u_t) * g / (1 - u_product)
         m_hat = torch._foreach_mul(m, u_next / (1 - u_product_next))
         torch._foreach_add_(m_hat, torch._foreach_mul(grads, (1 - u_t) / (1 - u_product)))
-        denominators = torch._foreach_div(v, 1 - torch.pow(beta_2, step))
+        denominators = torch._foreach_div(v, 1 - power(beta_2, step))
         torch._foreach_sqrt_(denominators)
         torch._foreach_add_(denominators, float(self.epsilon))
         torch._foreach_mul_(m_hat, learning_rate)

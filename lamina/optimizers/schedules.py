@@ -23,6 +23,18 @@ def _step_tensor(step):
     return torch.tensor(float(step), dtype=torch.float32)
 
 
+def power(base, exponent):
+    """`base ** exponent` for a Python float `base` and a 0-d tensor `exponent` (a step count).
+
+    A positive base goes through `exp(exponent * log(base))`. Inductor computes a reused scalar
+    that has an `exp` once per compiled step, but copies a scalar `pow` into every per-element
+    loop that reads it: an Adam update of 50k weights took 220 us on the CPU instead of 27 us.
+    """
+    if base <= 0:
+        return torch.pow(base, exponent)
+    return torch.exp(exponent * math.log(base))
+
+
 def _check_decay_steps(value, arg="decay_steps"):
     if value <= 0:
         raise ValueError(f"Argument `{arg}` must be > 0. Received: {arg}={value}")
@@ -61,7 +73,7 @@ class ExponentialDecay(LearningRateSchedule):
         p = _step_tensor(step) / float(self.decay_steps)
         if self.staircase:
             p = torch.floor(p)
-        return float(self.initial_learning_rate) * torch.pow(float(self.decay_rate), p)
+        return float(self.initial_learning_rate) * power(float(self.decay_rate), p)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
