@@ -13,7 +13,9 @@ with a `DistributedSampler`, whose batches are already per process.
 >>> lamina.distribution.set_distribution(lamina.distribution.DataParallel())
 """
 import atexit
+import gc
 import os
+import weakref
 
 import torch
 import torch.distributed as dist
@@ -21,6 +23,7 @@ import torch.distributed as dist
 from lamina.backend import device as lamina_device
 
 _DISTRIBUTION = None
+_WRAPPING = weakref.WeakSet()  # trainers that run their model in a DistributedDataParallel wrapper
 
 
 class DataParallel:
@@ -44,11 +47,22 @@ class DataParallel:
         atexit.register(_shutdown)  # lamina opened the group, so lamina closes it in order
 
 
+def release_at_exit(trainer):
+    """Have `trainer.unwrap()` called at exit, before the process group is destroyed."""
+    _WRAPPING.add(trainer)
+
+
 def _shutdown():
-    """Leave together: a process exiting while its peers still talk to it aborts them."""
+    """Leave together: a process exiting while its peers still talk to it aborts them. Every
+    `DistributedDataParallel` wrapper holds the group, so they are dropped first: the group is
+    then freed here, not during the interpreter's teardown, where Gloo's threads could abort the
+    process ("terminate called without an active exception", now and then, in tests)."""
     if dist.is_initialized():
+        for trainer in list(_WRAPPING):
+            trainer.unwrap()
         dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def set_distribution(value):

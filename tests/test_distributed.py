@@ -192,3 +192,30 @@ def test_synchronized_batch_normalization_matches_one_process(tmp_path):
         got = json.load(open(tmp_path / f"bn{rank}.json"))
         for a, b in zip(got, model.get_weights()):  # gamma, beta, moving mean/var, dense
             np.testing.assert_allclose(np.array(a), b, atol=1e-5)
+
+
+def exit_worker(rank, world, port, out_dir):
+    import weakref
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    model = make_model()
+    x, y = make_data()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    group = weakref.ref(dist.group.WORLD)
+    keras.distribution._shutdown()  # lamina's exit hook, which the interpreter runs at exit
+    with open(os.path.join(out_dir, f"exit{rank}.json"), "w") as f:
+        json.dump({"freed": group() is None, "unwrapped": model._trainer._runner is model}, f)
+
+
+def test_exit_hook_frees_the_process_group_while_python_runs(tmp_path):
+    """The DistributedDataParallel wrapper holds the group; freed only in the interpreter's
+    teardown, Gloo's threads could abort a finished worker (SIGABRT, now and then)."""
+    mp.start_processes(exit_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="spawn")
+    for rank in range(2):
+        assert json.load(open(tmp_path / f"exit{rank}.json")) == {"freed": True,
+                                                                    "unwrapped": True}

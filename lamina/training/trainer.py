@@ -153,6 +153,11 @@ class Trainer:
             device = module_device(self.model)
             self._runner = DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            distribution.release_at_exit(self)
+
+    def unwrap(self):
+        """Run the model itself again, dropping its `DistributedDataParallel` wrapper."""
+        self._runner = self.model
 
     def _prepare(self, training=True):
         """Collect the trainable weights, regularizers and constraints once per call."""
