@@ -28,7 +28,7 @@ def power(base, exponent):
 
     A positive base goes through `exp(exponent * log(base))`. Inductor computes a reused scalar
     that has an `exp` once per compiled step, but copies a scalar `pow` into every per-element
-    loop that reads it: an Adam update of 50k weights took 220 us on the CPU instead of 27 us.
+    loop that reads it: a compiled Adam update of 50k weights took 54 us on the CPU, now 31 us.
     """
     if base <= 0:
         return torch.pow(base, exponent)
