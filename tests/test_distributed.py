@@ -39,10 +39,15 @@ def make_model():
     return model
 
 
-def worker(rank, world, port, out_dir, shuffle):
+def torchrun_environment(rank, world, port):
+    """What torchrun gives worker `rank` (and one thread each, for 2 cores)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
+
+
+def worker(rank, world, port, out_dir, shuffle):
+    torchrun_environment(rank, world, port)
     model = make_model()
     x, y = make_data()
     csv = os.path.join(out_dir, f"log_rank{rank}.csv")
@@ -130,9 +135,7 @@ class CrashAtEpoch(keras.callbacks.Callback):
 
 
 def backup_worker(rank, world, port, out_dir, crash):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+    torchrun_environment(rank, world, port)
     model = make_model()
     x, y = make_data()
     callbacks = [keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
@@ -172,9 +175,7 @@ def syncbn_model():
 
 
 def syncbn_worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+    torchrun_environment(rank, world, port)
     model = syncbn_model()
     x, y = make_data()
     model.fit(x * np.arange(1, 5), y, batch_size=16, epochs=2, shuffle=False, verbose=0)
@@ -199,9 +200,7 @@ def exit_worker(rank, world, port, out_dir):
 
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+    torchrun_environment(rank, world, port)
     model = make_model()
     x, y = make_data()
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
