@@ -584,6 +584,25 @@ def test_jit_steps_per_execution_runs_four_steps_a_compiled_call_as_eager_does()
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_jit_cpu_forward_passes_skip_inductor_layout_optimization(monkeypatch):
+    """Measured on the CPU: predict 1.0-1.38x faster without it, the train step 1.5x slower."""
+    options, compile_ = {}, torch.compile
+
+    def recording(fn, **kwargs):
+        options[fn.__name__] = kwargs["options"]
+        return compile_(fn, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", recording)
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 1), "float32")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    model.predict(x, verbose=0)
+    assert options["_predict_forward"]["layout_optimization"] is False
+    assert options["_test_forward"]["layout_optimization"] is False
+    assert "layout_optimization" not in options["_whole_train_step"]
+
+
 def test_jit_predict_runs_a_compiled_forward_that_follows_the_weights():
     model = dense_model(units=2, activation="relu")
     model.compile(loss="mse", jit_compile=True)

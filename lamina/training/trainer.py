@@ -181,7 +181,8 @@ class Trainer:
                     self._constrained.append((layer, record))
         if self.jit_compile:
             if self._compiled_test is None:
-                self._compiled_test = _compile(self._test_forward, module_device(model))
+                self._compiled_test = _compile(self._test_forward, module_device(model),
+                                               inference=True)
             if training and self._compiled_train is None:
                 self._compiled_train = self._compile_train_step(trainable)
 
@@ -353,7 +354,8 @@ class Trainer:
         if not (self.jit_compile and self.model.built):
             return self._predict_forward
         if self._compiled_predict is None:
-            self._compiled_predict = _compile(self._predict_forward, module_device(self.model))
+            self._compiled_predict = _compile(self._predict_forward, module_device(self.model),
+                                              inference=True)
         return self._compiled_predict
 
     @torch.no_grad()
@@ -602,17 +604,22 @@ def _step_guards(entries):
     return keep
 
 
-def _compile(fn, device, fullgraph=False, fallback=None, guards=None):
+def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=False):
     """`torch.compile(fn)` that falls back, with a warning saying why, when torch cannot compile
     it (no compiler, an unsupported construct, a compiler bug) — at wrap or first call — to
     `fallback`, by default `fn` run eagerly. Shapes are static: a last, smaller batch costs one
     more compilation, not symbolic shapes. `guards` filters dynamo's guards (torch >= 2.7). On
     the CPU the graph's launcher is C++ (inductor's `cpp_wrapper`), not Python: measured 5-8%
-    faster on the MLP and convnet steps, 23% on the LSTM's 50 unrolled time steps."""
+    faster on the MLP and convnet steps, 23% on the LSTM's 50 unrolled time steps. CPU forward
+    passes (`inference`) run without inductor's layout optimization, which re-lays out the
+    channels-last activations around convolutions: ResNet50 predict 1.38x faster without it,
+    the convnet's 1.0-1.33x; the convnet's train step is 1.5x faster with it."""
     fallback = fallback or fn
     instead = ("running it eagerly" if fallback is fn
                else "compiling the forward pass and the update separately")
     options = {"cpp_wrapper": device.type == "cpu"}
+    if inference and device.type == "cpu":
+        options["layout_optimization"] = False
     if guards and hasattr(torch.compiler, "keep_tensor_guards_unsafe"):
         options["guard_filter_fn"] = guards
     try:
