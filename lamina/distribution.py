@@ -13,7 +13,6 @@ with a `DistributedSampler`, whose batches are already per process.
 >>> lamina.distribution.set_distribution(lamina.distribution.DataParallel())
 """
 import atexit
-import gc
 import os
 import weakref
 
@@ -62,7 +61,6 @@ def _shutdown():
             trainer.unwrap()
         dist.barrier()
         dist.destroy_process_group()
-        gc.collect()
 
 
 def set_distribution(value):
