@@ -1,5 +1,7 @@
 """The symbolic graph: layers, nodes, functional and sequential models, subclassing."""
+import gc
 import os
+import weakref
 
 import numpy as np
 import pytest
@@ -266,3 +268,73 @@ def test_calls_place_inputs_on_the_device_of_the_weights():
     assert attended.device.type == "meta"
     dense = keras.Sequential([keras.Input((3,)), layers.Dense(2)]).to("meta")
     assert dense(torch.ones(1, 3)).device.type == "meta"  # a moved model takes its inputs along
+
+
+class _Probe(layers.Layer):
+    """Keeps weak references to the tensors it returns (the outputs it passes along)."""
+
+    def __init__(self, probes, **kwargs):
+        super().__init__(**kwargs)
+        self.probes = probes
+
+    def call(self, x):
+        out = x * 1.0
+        self.probes.append(weakref.ref(out))
+        return out
+
+
+class _Alive(layers.Layer):
+    """Records, when called, which probed tensors are still alive."""
+
+    def __init__(self, probes, seen, **kwargs):
+        super().__init__(**kwargs)
+        self.probes, self.seen = probes, seen
+
+    def call(self, x):
+        self.seen.append([ref() is not None for ref in self.probes])
+        return x
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_functional_forward_frees_each_tensor_after_its_last_use(training):
+    # A residual sum: the probed tensor's only reader is the Add. With the garbage collector
+    # off, it must be gone by the time the next layers run (a hand-written forward drops it
+    # there too), unless it is a model output or autograd saved it for the backward pass.
+    probes, seen = [], []
+    inputs = keras.Input((4,))
+    merged = layers.Add()([_Probe(probes)(inputs), layers.Dense(4)(inputs)])
+    out = _Alive(probes, seen)(layers.Dense(4)(merged))
+    model = keras.Model(inputs, [out, _Probe(probes)(out)])
+    probes.clear()
+    seen.clear()
+    gc.collect()
+    gc.disable()
+    try:
+        with torch.inference_mode(not training):
+            results = model(np.ones((2, 4), "float32"), training=training)
+    finally:
+        gc.enable()
+    assert seen == [[False]]
+    assert probes[1]() is results[1]  # outputs stay
+
+
+def test_fit_predict_and_evaluate_leave_no_reference_cycles():
+    # Every tensor of a step is freed by reference counting, not left for the cyclic garbage
+    # collector (which on a large model held all of a forward pass's activations at once).
+    inputs = keras.Input((6,))
+    hidden = layers.Dense(6, activation="relu")(inputs)
+    merged = layers.concatenate([layers.add([hidden, layers.Dense(6)(hidden)]), inputs])
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(merged))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = np.random.rand(16, 6).astype("float32"), np.random.randint(0, 3, 16)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    gc.collect()
+    gc.disable()
+    try:
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+        model.predict(x, batch_size=4, verbose=0)
+        model.evaluate(x, y, batch_size=4, verbose=0)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+

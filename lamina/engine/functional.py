@@ -147,8 +147,12 @@ class Functional(Model):
 
     # --------------------------------------------------------------- execution
     def _make_plan(self):
+        """One step per node: its layer, whether it takes one tensor alone, the slots it reads
+        and writes, and the slots it reads last. Those are emptied once it has run, so that
+        each intermediate tensor is freed after its last use, as in a hand-written forward
+        (else a forward pass would hold every activation of the model at once)."""
         index = {id(t): i for i, t in enumerate(self._inputs)}
-        plan = []
+        steps = []
         for node in self._nodes:
             in_ids = [index[id(t)] for t in node.input_tensors]
             simple = (len(node.call_args) == 1 and isinstance(node.call_args[0], KerasTensor)
@@ -156,10 +160,16 @@ class Functional(Model):
             for t in node.output_tensors:
                 index[id(t)] = len(index)
             out_ids = [index[id(t)] for t in node.output_tensors]
-            plan.append((node.layer, simple, in_ids, node, out_ids))
+            steps.append((node.layer, simple, in_ids, node, out_ids))
         self._output_ids = [index[id(t)] for t in self._outputs]
         self._slot_count = len(index)
-        return plan
+        last_reader = {i: n for n, step in enumerate(steps) for i in step[2]}
+        for i in self._output_ids:
+            last_reader.pop(i, None)
+        frees = [[] for _ in steps]
+        for i, n in last_reader.items():
+            frees[n].append(i)
+        return [step + (tuple(free),) for step, free in zip(steps, frees)]
 
     def _flatten_inputs(self, inputs):
         if isinstance(inputs, dict):
@@ -189,20 +199,18 @@ class Functional(Model):
                 from lamina.engine.layer import _to_tensor
                 x = _to_tensor(x, spec.dtype)
             values[i] = x
-        for layer, simple, in_ids, node, out_ids in self._plan:
+        for layer, simple, in_ids, node, out_ids, frees in self._plan:
             if simple:
                 outputs = layer(values[in_ids[0]])
             else:
-                tensors = iter([values[i] for i in in_ids])  # constants stay as recorded
-                args = kt.map_structure(
-                    lambda v: next(tensors) if isinstance(v, KerasTensor) else v,
-                    (node.call_args, node.call_kwargs))
-                outputs = layer(*args[0], **args[1])
+                outputs = _call_node(layer, node, [values[i] for i in in_ids])
             if len(out_ids) == 1:
                 values[out_ids[0]] = outputs if not isinstance(outputs, (list, tuple)) else outputs[0]
             else:
                 for i, value in zip(out_ids, kt.flatten(outputs)):
                     values[i] = value
+            for i in frees:
+                values[i] = None
         results = [values[i] for i in self._output_ids]
         return kt.pack_like(self._output_struct, results)
 
@@ -218,3 +226,13 @@ class Functional(Model):
     def from_config(cls, config, custom_objects=None):
         from lamina.saving import config as config_lib
         return config_lib.functional_from_config(cls, config, custom_objects)
+
+
+def _call_node(layer, node, tensors):
+    """Call `layer` as `node` recorded it, on `tensors` in place of its symbolic inputs
+    (constant arguments stay as recorded). A function of its own, so that the arguments it
+    builds are dropped when it returns."""
+    tensors = iter(tensors)
+    args, kwargs = kt.map_structure(lambda v: next(tensors) if isinstance(v, KerasTensor) else v,
+                                    (node.call_args, node.call_kwargs))
+    return layer(*args, **kwargs)

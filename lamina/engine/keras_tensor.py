@@ -97,17 +97,20 @@ def flatten(structure):
 
 def pack_like(structure, leaves):
     """Rebuild `structure` with `leaves` (the inverse of `flatten`)."""
-    leaves = iter(leaves)
+    return _pack(structure, iter(leaves))
 
-    def rebuild(s):
-        if isinstance(s, dict):
-            return {key: rebuild(s[key]) for key in sorted(s)}
-        if isinstance(s, (list, tuple)):
-            return type(s)(rebuild(item) for item in s) if isinstance(s, list) else tuple(
-                rebuild(item) for item in s)
-        return next(leaves)
 
-    return rebuild(structure)
+def _pack(structure, leaves):
+    # A module-level function, not a recursive closure: a closure that refers to itself is a
+    # reference cycle, which would keep `leaves` (a layer's input tensors) alive until the
+    # garbage collector runs instead of freeing each after its last use.
+    if isinstance(structure, dict):
+        return {key: _pack(structure[key], leaves) for key in sorted(structure)}
+    if isinstance(structure, list):
+        return type(structure)(_pack(item, leaves) for item in structure)
+    if isinstance(structure, tuple):
+        return tuple(_pack(item, leaves) for item in structure)
+    return next(leaves)
 
 
 def map_structure(fn, structure):

@@ -213,29 +213,17 @@ class Layer(nn.Module):
 
     def _sublayers(self):
         """Direct sub-layers, in attribute order (lists and dicts of layers flattened)."""
-        found = []
-
-        def visit(module):
-            for child in module.children():
-                if isinstance(child, Layer):
-                    found.append(child)
-                elif isinstance(child, (nn.ModuleList, nn.ModuleDict, nn.Sequential)):
-                    visit(child)
-        visit(self)
-        return found
+        return list(_child_layers(self))
 
     def _flatten_layers(self, include_self=True):
         """This layer and all nested layers, depth first, each once."""
-        seen, out = set(), []
-
-        def visit(layer):
-            if id(layer) in seen:
-                return
-            seen.add(id(layer))
-            out.append(layer)
-            for sub in layer._sublayers():
-                visit(sub)
-        visit(self)
+        seen, out, pending = set(), [], [self]
+        while pending:
+            layer = pending.pop()
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                out.append(layer)
+                pending.extend(reversed(layer._sublayers()))
         return out if include_self else out[1:]
 
     def _weight_slots(self):
@@ -652,6 +640,15 @@ def _place_inputs(layer, args, kwargs):
                 x._keras_mask = mask.to(device)
         return x
     return kt.map_structure(place, args), kt.map_structure(place, kwargs)
+
+
+def _child_layers(module):
+    """The layers among `module`'s children, containers (lists, dicts) flattened in order."""
+    for child in module.children():
+        if isinstance(child, Layer):
+            yield child
+        elif isinstance(child, (nn.ModuleList, nn.ModuleDict, nn.Sequential)):
+            yield from _child_layers(child)
 
 
 def _attach_mask(outputs, mask):
