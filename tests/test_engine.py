@@ -338,3 +338,11 @@ def test_fit_predict_and_evaluate_leave_no_reference_cycles():
     finally:
         gc.enable()
 
+
+def test_a_layer_built_by_hand_keeps_the_weights_set_on_it():
+    layer = layers.Dense(2)
+    layer.build((None, 3))
+    assert layer.built
+    layer.set_weights([np.ones((3, 2), "float32"), np.array([1.0, 2.0], "float32")])
+    np.testing.assert_array_equal(layer(np.ones((1, 3), "float32")).detach().numpy(),
+                                  [[4.0, 5.0]])

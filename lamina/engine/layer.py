@@ -15,6 +15,7 @@ Keras's layout through each weight's `layout` permutation.
 ...     def call(self, inputs):
 ...         return inputs @ self.w
 """
+import functools
 import inspect
 
 import numpy as np
@@ -119,6 +120,7 @@ class Layer(nn.Module):
         cls._call_arg_names = [p for p in params if p != "self"]
         if "build" in cls.__dict__:
             cls._build_arg_names = [p for p in _signature_params(cls.build) if p != "self"]
+            cls.build = _marks_built(cls.build)
 
     _call_takes_training = False
     _call_takes_mask = False
@@ -640,6 +642,18 @@ def _place_inputs(layer, args, kwargs):
                 x._keras_mask = mask.to(device)
         return x
     return kt.map_structure(place, args), kt.map_structure(place, kwargs)
+
+
+def _marks_built(build):
+    """`build` that also sets `built`, as Keras does, once the layer's own (outermost) build
+    returns: a layer built by hand keeps the weights then set on it at its first call."""
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        result = build(self, *args, **kwargs)
+        if type(self).build is wrapper:
+            self.built = True
+        return result
+    return wrapper
 
 
 def _child_layers(module):
