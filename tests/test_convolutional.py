@@ -307,3 +307,20 @@ def test_bad_inputs():
         C.Conv2D(2, 3, strides=2, dilation_rate=2)
     with pytest.raises(ValueError, match=r"dilation_rate"):
         C.Conv2DTranspose(2, 3, strides=2, dilation_rate=2)
+
+
+def test_one_layer_pads_each_input_size_as_keras():
+    # An eager layer works its pads out again when the spatial size changes: odd and even
+    # sizes need different "same" pads here.
+    kwargs = dict(filters=3, kernel_size=4, strides=2, padding="same")
+    ref, layer = keras.layers.Conv2D(**kwargs), C.Conv2D(**kwargs)
+    ref.build((None, None, None, 2))
+    layer.build((None, None, None, 2))
+    layer.set_weights(ref.get_weights())
+    for size in (9, 8, 9, 7, 7):
+        x = _data((2, size, size + 1, 2))
+        np.testing.assert_allclose(_np(layer(x)), _np(ref(x)), atol=1e-5)
+    valid = C.Conv2D(2, 5, name="valid_after_big")
+    valid(_data((1, 9, 9, 1)))
+    with pytest.raises(ValueError, match=r"valid_after_big.*kernel size \(5, 5\).*\(3, 3\)"):
+        valid(_data((1, 3, 3, 1)))

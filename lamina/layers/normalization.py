@@ -34,6 +34,11 @@ def _output_shape_checked(layer, input_shape):
     return tuple(input_shape)
 
 
+def _cast(tensor, dtype):
+    """`tensor` in `dtype` (None stays None), without a call when it already is."""
+    return tensor if tensor is None or tensor.dtype == dtype else tensor.to(dtype)
+
+
 def _compute_input(x):
     """Statistics are computed in float32 at least, as Keras does."""
     return x.float() if x.dtype in _LOW_PRECISION else x
@@ -222,18 +227,17 @@ class BatchNormalization(Layer):
         return out
 
     def _fused(self, x, mean, variance, gamma, beta, training, momentum=0.0):
-        """`F.batch_norm` with the channel axis moved where torch wants it, without a copy: on
-        CUDA, channels-last images as a `torch.channels_last` view, which cuDNN normalizes in
-        place; elsewhere as rows of channels, torch's fastest CPU layout."""
-        cudnn_images = x.is_cuda and x.dim() > 3
-        if self._axis == x.dim() - 1 and x.dim() > 2 and not cudnn_images:
-            flat = x.reshape(-1, x.shape[-1])
-            out = F.batch_norm(flat, mean, variance, gamma, beta, training, momentum,
-                               self.epsilon)
+        """`torch.batch_norm` with the channel axis moved where torch wants it, without a copy:
+        on CUDA, channels-last images as a `torch.channels_last` view, which cuDNN normalizes
+        in place; elsewhere as rows of channels, torch's fastest CPU layout."""
+        cudnn, ndim = torch.backends.cudnn.enabled, x.dim()
+        if self._axis == ndim - 1 and ndim > 2 and not (ndim > 3 and x.is_cuda):
+            out = torch.batch_norm(x.reshape(-1, x.shape[-1]), gamma, beta, mean, variance,
+                                   training, momentum, self.epsilon, cudnn)
             return out.reshape(x.shape)
         moved = x.movedim(self._axis, 1) if self._axis != 1 else x
-        out = F.batch_norm(moved, mean, variance, gamma, beta, training, momentum,
-                           self.epsilon)
+        out = torch.batch_norm(moved, gamma, beta, mean, variance, training, momentum,
+                               self.epsilon, cudnn)
         return out.movedim(1, self._axis) if self._axis != 1 else out
 
     # ------------------------------------------------------------------ call
@@ -242,33 +246,33 @@ class BatchNormalization(Layer):
             raise ValueError("The mask provided should be one dimension less than the inputs. "
                              f"Received: mask.shape={tuple(mask.shape)}, "
                              f"inputs.shape={tuple(inputs.shape)}")
-        if (inputs.dim() != self.input_spec.ndim
-                or inputs.shape[self._axis] != self.moving_mean.shape[0]):
+        moving_mean, moving_variance = self.moving_mean, self.moving_variance
+        channels = moving_mean.shape[0]
+        if inputs.dim() != self.input_spec.ndim or inputs.shape[self._axis] != channels:
             raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
                              f"expected ndim={self.input_spec.ndim} and axis {self.axis} of "
-                             f"size {self.moving_mean.shape[0]}, but received input with "
-                             f"shape {tuple(inputs.shape)}")
+                             f"size {channels}, but received input with shape "
+                             f"{tuple(inputs.shape)}")
         # torch's kernels take float16/bfloat16 inputs with float32 statistics and parameters,
         # accumulating in float32 as Keras does, without a float32 copy of the activations.
         stats_dtype = torch.float32 if inputs.dtype in _LOW_PRECISION else inputs.dtype
-        gamma = None if self.gamma is None else self.gamma.to(stats_dtype)
-        beta = None if self.beta is None else self.beta.to(stats_dtype)
+        gamma, beta = _cast(self.gamma, stats_dtype), _cast(self.beta, stats_dtype)
         if not (training and self.trainable):
-            return self._fused(inputs, self.moving_mean.to(stats_dtype),
-                               self.moving_variance.to(stats_dtype), gamma, beta, training=False)
-        count = inputs.numel() // max(inputs.shape[self._axis], 1)
-        if mask is None and not self.renorm and not self._sync_active() and count > 1:
+            return self._fused(inputs, _cast(moving_mean, stats_dtype),
+                               _cast(moving_variance, stats_dtype), gamma, beta, training=False)
+        count = inputs.numel() // max(channels, 1)
+        if mask is None and not self.renorm and count > 1 and not self._sync_active():
             # Fused training step: torch's kernel updates the moving statistics in place, as
             # `moving * momentum + batch * (1 - momentum)`, but blends in the *unbiased* batch
             # variance. It gets the moving variance scaled by count / (count - 1), and the
             # result is scaled back: Keras's update with the biased variance, in two kernels.
-            mean = self.moving_mean.to(stats_dtype)
-            var = self.moving_variance.to(stats_dtype) * (count / (count - 1))
+            mean = _cast(moving_mean, stats_dtype)
+            var = _cast(moving_variance, stats_dtype) * (count / (count - 1))
             out = self._fused(inputs, mean, var, gamma, beta, training=True,
                               momentum=1.0 - self.momentum)
-            if mean is not self.moving_mean:
-                self.moving_mean.copy_(mean)
-            torch.mul(var, (count - 1) / count, out=self.moving_variance)
+            if mean is not moving_mean:
+                moving_mean.copy_(mean)
+            torch.mul(var, (count - 1) / count, out=moving_variance)
             return out
         x = _compute_input(inputs)
         gamma = None if gamma is None else gamma.to(x.dtype)

@@ -5,6 +5,7 @@ channels innermost in memory when the data is channels-last, so `F.conv2d` runs 
 `torch.channels_last` without re-laying out input or kernel. `get_weights()` still gives Keras's
 `(*kernel_size, in // groups, filters)`.
 """
+import torch
 
 from lamina import activations, constraints, initializers, regularizers
 from lamina.engine.layer import InputSpec, Layer
@@ -94,12 +95,24 @@ class _ConvBase(Layer):
                                regularizer=self.bias_regularizer,
                                constraint=self.bias_constraint)
 
+    _pads_memo = None  # (input shape less the batch axis, its pads)
+
     def _pads(self, inputs):
-        sizes = U.spatial_shape(inputs.shape, self.data_format)
-        U.check_output_sizes(self, tuple(inputs.shape), self.data_format, self.kernel_size,
+        """Per-axis pads for `inputs`, its spatial size checked. A layer mostly sees one
+        shape, so eager calls work them out again only when the shape changes."""
+        shape = inputs.shape
+        if torch.compiler.is_compiling():
+            return self._work_out_pads(shape)
+        memo = self._pads_memo
+        if memo is None or memo[0] != shape[1:]:
+            memo = self._pads_memo = (shape[1:], self._work_out_pads(shape))
+        return memo[1]
+
+    def _work_out_pads(self, shape):
+        U.check_output_sizes(self, tuple(shape), self.data_format, self.kernel_size,
                              self.strides, self.dilation_rate, self.padding, "kernel size")
-        return U.conv_pads(sizes, self.kernel_size, self.strides, self.dilation_rate,
-                           self.padding)
+        return U.conv_pads(U.spatial_shape(shape, self.data_format), self.kernel_size,
+                           self.strides, self.dilation_rate, self.padding)
 
     def _convolve(self, x, weight, bias, pads, groups, strides=None, dilation=None):
         """Run the torch convolution on a channels-first `x` (1D as 2D)."""
