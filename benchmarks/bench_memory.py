@@ -1,4 +1,4 @@
-"""Peak memory of lamina `fit` against the hand-written loop, and import time.
+"""Peak memory of lamina `fit` and `predict` against hand-written torch, and import time.
 
 Run: python benchmarks/bench_memory.py
 Each measurement runs in a fresh Python process (peak RSS from `resource`), so the numbers are
@@ -39,7 +39,7 @@ def import_seconds(module):
 def main():
     print("| workload | hand-written torch peak RSS (MiB) | lamina peak RSS (MiB) | ratio |")
     print("|---|---|---|---|")
-    for name in ("MLP fit b128", "convnet fit b128"):
+    for name in ("MLP fit b128", "convnet fit b128", "ResNet50 predict b8 (224px)"):
         ours, theirs = peak_kib(name, LAMINA), peak_kib(name, TORCH)
         print(f"| {name} | {theirs / 1024:.0f} | {ours / 1024:.0f} | {ours / theirs:.2f}x |")
     torch_s = import_seconds("torch")
