@@ -8,7 +8,9 @@ on the GPU: a hand-written channels-last loop with `torch.autocast(float16)` and
 lamina `fit` under the "mixed_float16" policy, eagerly and with `jit_compile=True`; and Keras 3
 on torch with the same script when it is installed. They run interleaved; the table gives the
 median images/s over `--reps` epochs of `--steps` steps and, separately, the first epoch's time
-(building, cuDNN autotuning, compiling). `--write` appends the table to benchmarks/RESULTS.md.
+(building, cuDNN autotuning, compiling), and the peak GPU memory an epoch allocates beyond
+what its runner already held (activations, gradients, temporaries). `--write` appends the
+table to benchmarks/RESULTS.md.
 """
 import argparse
 import os
@@ -108,19 +110,27 @@ def main():
         first[name] = timed(run)
         print(f"{name}: first epoch {first[name]:.1f} s", flush=True)
     rates = {name: [] for name in runners}
-    for _ in range(args.reps):
+    memory = {}
+    for rep in range(args.reps):
         for name, run in runners.items():
+            if rep == 0 and torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+                held = torch.cuda.memory_allocated()
             rates[name].append(n / timed(run))
+            if rep == 0 and torch.cuda.is_available():
+                memory[name] = (torch.cuda.max_memory_allocated() - held) / 2**30
     base = statistics.median(rates["hand-written torch AMP"])
     card = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
     lines = [f"{time.strftime('%Y-%m-%d')} | {card} | torch "
              f"{torch.__version__} | lamina {lamina.__version__} | ResNet50 fit, 224px, batch "
              f"{args.batch}, mixed float16, images/s, median of {args.reps} epochs of "
              f"{args.steps} steps", "",
-             "| runner | images/s | vs hand-written | first epoch (s) |", "|---|---|---|---|"]
+             "| runner | images/s | vs hand-written | first epoch (s) | epoch's peak GPU memory "
+             "beyond what it held (GiB) |", "|---|---|---|---|---|"]
     for name, r in rates.items():
         rate = statistics.median(r)
-        lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {first[name]:.1f} |")
+        peak = f"{memory[name]:.2f}" if name in memory else "-"
+        lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {first[name]:.1f} | {peak} |")
     print("\n".join(lines), flush=True)
     if args.profile:
         profile(runners, ["hand-written torch AMP", "lamina eager"])
