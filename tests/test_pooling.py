@@ -232,3 +232,20 @@ def test_bad_inputs():
         P.GlobalAveragePooling2D(name="gap")(_data((2, 3)))
     with pytest.raises(ValueError, match=r"pool_size"):
         P.MaxPooling2D(pool_size=(2, 2, 2))
+
+
+@pytest.mark.parametrize("name", ["MaxPooling2D", "AveragePooling2D"])
+def test_one_layer_pads_each_input_size(name):
+    # Eager calls work the pads out again when the spatial size changes: odd and even sizes
+    # need different (here asymmetric) "same" pads; checked against the window-by-window
+    # reference, which holds Keras's TF/JAX numbers.
+    layer = getattr(P, name)(pool_size=3, strides=2, padding="same")
+    mode = "max" if name.startswith("Max") else "average"
+    for size in (9, 8, 9, 7, 7):
+        x = _data((2, size, size + 1, 3))
+        np.testing.assert_allclose(_np(layer(x)), _reference_pool(x, (3, 3), (2, 2), "same", mode),
+                                   atol=1e-6)
+    valid = getattr(P, name)(pool_size=5, name="valid_after_big")
+    valid(_data((1, 9, 9, 1)))
+    with pytest.raises(ValueError, match=r"valid_after_big.*pool size \(5, 5\).*\(3, 3\)"):
+        valid(_data((1, 3, 3, 1)))

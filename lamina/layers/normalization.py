@@ -390,10 +390,8 @@ class LayerNormalization(Layer):
             if self.gamma is not None:
                 out = out * self._broadcast(self.gamma, x)
         elif self._trailing:
-            normalized_shape = tuple(x.shape[d] for d in self._dims)
-            gamma = None if self.gamma is None else self.gamma.to(x.dtype)
-            beta = None if self.beta is None else self.beta.to(x.dtype)
-            out = F.layer_norm(x, normalized_shape, gamma, beta, self.epsilon)
+            out = F.layer_norm(x, x.shape[self._dims[0]:], _cast(self.gamma, x.dtype),
+                               _cast(self.beta, x.dtype), self.epsilon)
         else:
             variance, mean = torch.var_mean(x, dim=self._dims, keepdim=True, correction=0)
             inv = torch.rsqrt(variance + self.epsilon)
@@ -402,7 +400,7 @@ class LayerNormalization(Layer):
             out = (x - mean) * inv
             if self.beta is not None:
                 out = out + self._broadcast(self.beta, x)
-        return out.to(inputs.dtype)
+        return _cast(out, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return _output_shape_checked(self, input_shape)

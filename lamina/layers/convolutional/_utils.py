@@ -149,6 +149,18 @@ def check_output_sizes(layer, shape, data_format, kernel, strides, dilation, pad
     return outs
 
 
+def memo_pads(layer, shape, work_out):
+    """`work_out(shape)`, a window layer's per-axis pads with its size checks, worked out again
+    in eager calls only when the shape (less the batch axis) changes: a layer mostly sees one.
+    Compiled code works them out while it is traced."""
+    if torch.compiler.is_compiling():
+        return work_out(shape)
+    memo = layer._pads_memo
+    if memo is None or memo[0] != shape[1:]:
+        memo = layer._pads_memo = (shape[1:], work_out(shape))
+    return memo[1]
+
+
 def torch_padding(x, pads, rank, value=0.0):
     """(`x`, `padding` argument for torch): symmetric pads go to the torch kernel itself, an
     asymmetric one is applied with `F.pad` first (torch's kernels only pad symmetrically)."""

@@ -5,8 +5,6 @@ channels innermost in memory when the data is channels-last, so `F.conv2d` runs 
 `torch.channels_last` without re-laying out input or kernel. `get_weights()` still gives Keras's
 `(*kernel_size, in // groups, filters)`.
 """
-import torch
-
 from lamina import activations, constraints, initializers, regularizers
 from lamina.engine.layer import InputSpec, Layer
 from lamina.layers.convolutional import _utils as U
@@ -98,15 +96,8 @@ class _ConvBase(Layer):
     _pads_memo = None  # (input shape less the batch axis, its pads)
 
     def _pads(self, inputs):
-        """Per-axis pads for `inputs`, its spatial size checked. A layer mostly sees one
-        shape, so eager calls work them out again only when the shape changes."""
-        shape = inputs.shape
-        if torch.compiler.is_compiling():
-            return self._work_out_pads(shape)
-        memo = self._pads_memo
-        if memo is None or memo[0] != shape[1:]:
-            memo = self._pads_memo = (shape[1:], self._work_out_pads(shape))
-        return memo[1]
+        """Per-axis pads for `inputs`, its spatial size checked."""
+        return U.memo_pads(self, inputs.shape, self._work_out_pads)
 
     def _work_out_pads(self, shape):
         U.check_output_sizes(self, tuple(shape), self.data_format, self.kernel_size,
