@@ -21,6 +21,14 @@ import torch.distributed as dist
 
 from lamina.backend import device as lamina_device
 
+if dist.is_available():
+    # Imported now, while no process group exists: its functions take `group=group.WORLD` as
+    # default argument values, evaluated on first import. Imported later with a group open (as
+    # torch._dynamo, which lamina's symbolic builds load through FakeTensorMode, imports it),
+    # they would keep that group alive past `destroy_process_group`, to be freed in the
+    # interpreter's teardown, where Gloo's threads can abort the process.
+    import torch.distributed.nn.functional  # noqa: F401
+
 _DISTRIBUTION = None
 _WRAPPING = weakref.WeakSet()  # trainers that run their model in a DistributedDataParallel wrapper
 

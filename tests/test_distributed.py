@@ -218,3 +218,28 @@ def test_exit_hook_frees_the_process_group_while_python_runs(tmp_path):
     for rank in range(2):
         assert json.load(open(tmp_path / f"exit{rank}.json")) == {"freed": True,
                                                                     "unwrapped": True}
+
+
+def user_group_worker(rank, world, port, out_dir):
+    import weakref
+
+    import torch.distributed as dist
+
+    torchrun_environment(rank, world, port)
+    dist.init_process_group("gloo")  # the script's own group, opened before any model exists
+    model = make_model()
+    x, y = make_data()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    group = weakref.ref(dist.group.WORLD)
+    keras.distribution._shutdown()
+    with open(os.path.join(out_dir, f"user{rank}.json"), "w") as f:
+        json.dump({"freed": group() is None}, f)
+
+
+def test_a_group_the_script_opens_is_freed_at_exit(tmp_path):
+    """Building a model while the group is open loads torch._dynamo, which imports
+    torch.distributed.nn.functional: imported then, its default arguments would hold the group."""
+    mp.start_processes(user_group_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
+                       join=True, start_method="spawn")
+    for rank in range(2):
+        assert json.load(open(tmp_path / f"user{rank}.json")) == {"freed": True}
