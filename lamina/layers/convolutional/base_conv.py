@@ -5,6 +5,7 @@ channels innermost in memory when the data is channels-last, so `F.conv2d` runs 
 `torch.channels_last` without re-laying out input or kernel. `get_weights()` still gives Keras's
 `(*kernel_size, in // groups, filters)`.
 """
+
 from lamina import activations, constraints, initializers, regularizers
 from lamina.engine.layer import InputSpec, Layer
 from lamina.layers.convolutional import _utils as U
