@@ -275,8 +275,7 @@ class BatchNormalization(Layer):
             torch.mul(var, (count - 1) / count, out=moving_variance)
             return out
         x = _compute_input(inputs)
-        gamma = None if gamma is None else gamma.to(x.dtype)
-        beta = None if beta is None else beta.to(x.dtype)
+        gamma, beta = _cast(gamma, x.dtype), _cast(beta, x.dtype)
         mean, variance = self._moments(x, mask)
         if self.renorm:
             gamma, beta = self._renorm(mean, variance, gamma, beta, x.dtype)
@@ -284,7 +283,7 @@ class BatchNormalization(Layer):
             with torch.no_grad():
                 self._update(self.moving_mean, mean, self.momentum)
                 self._update(self.moving_variance, variance, self.momentum)
-        return self._normalize(x, mean, variance, gamma, beta).to(inputs.dtype)
+        return _cast(self._normalize(x, mean, variance, gamma, beta), inputs.dtype)
 
     def _renorm(self, mean, variance, gamma, beta, dtype):
         """Batch renormalization: corrections r, d (no gradient) folded into gamma and beta,
@@ -463,8 +462,7 @@ class GroupNormalization(Layer):
 
     def call(self, inputs):
         x = _compute_input(inputs)
-        gamma = None if self.gamma is None else self.gamma.to(x.dtype)
-        beta = None if self.beta is None else self.beta.to(x.dtype)
+        gamma, beta = _cast(self.gamma, x.dtype), _cast(self.beta, x.dtype)
         if x.dim() == 2:
             out = F.group_norm(x.unsqueeze(-1), self.groups, gamma, beta,
                                self.epsilon).squeeze(-1)
@@ -473,7 +471,7 @@ class GroupNormalization(Layer):
         else:
             out = F.group_norm(x.movedim(self._axis, 1), self.groups, gamma, beta,
                                self.epsilon).movedim(1, self._axis)
-        return out.to(inputs.dtype)
+        return _cast(out, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return _output_shape_checked(self, input_shape)
