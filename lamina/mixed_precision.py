@@ -7,6 +7,8 @@ picks the low-precision kernels; weights stay float32. With "mixed_float16", `fi
 the loss dynamically (as Keras's `LossScaleOptimizer` does) so small gradients survive float16.
 """
 import torch
+from torch._utils import _flatten_dense_tensors as flatten
+from torch._utils import _unflatten_dense_tensors as unflatten
 
 from lamina import backend
 
@@ -101,14 +103,16 @@ class LossScaler:
         weights and the optimizer's state) are put back on overflow, from copies held for the
         update's duration."""
         finite = self._unscale(grads)
-        if self.reads_flag and not torch.compiler.is_compiling():
-            if finite:
-                update()
-        else:
+        if torch.compiler.is_compiling():  # inductor fuses these into a few kernels
             before = [v.detach().clone() for v in variables]
             update()
             for variable, old in zip(variables, before):
                 torch.where(finite, variable, old, out=variable)
+        elif self.reads_flag:
+            if finite:
+                update()
+        else:
+            _run_and_put_back_unless(finite, update, variables)
         self._update_scale(finite)
 
     def _unscale(self, grads):
@@ -128,3 +132,20 @@ class LossScaler:
         self.scale.copy_(torch.where(finite, torch.where(grow, self.scale * 2, self.scale),
                                      self.scale * 0.5))
         self.growth_tracker.copy_(torch.where(grow, 0, grown))
+
+
+def _run_and_put_back_unless(finite, update, variables):
+    """Run `update()`, then give `variables` back their values from before it unless `finite`
+    (a 0-d bool tensor), without reading it. Each group of one dtype and device is copied into
+    one flat tensor, so this is a handful of kernels, not two per variable (ResNet50 with SGD
+    momentum has 323 variables)."""
+    groups = {}
+    for variable in variables:
+        groups.setdefault((variable.dtype, variable.device), []).append(variable.detach())
+    # torch's flatten gives a lone tensor's own storage, viewed flat: that needs a copy
+    saved = [(group, flatten(group) if len(group) > 1 else group[0].clone().reshape(-1))
+             for group in groups.values()]
+    update()
+    for group, before in saved:
+        kept = torch.where(finite, flatten(group), before, out=before)
+        torch._foreach_copy_(group, unflatten(kept, group))

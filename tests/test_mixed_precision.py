@@ -69,6 +69,45 @@ def test_loss_scaler_step_unscales_and_skips_an_overflowing_update(reads_flag):
     torch.testing.assert_close(param.data, torch.tensor([-2.0, -3.0]))
 
 
+class _Kernels(TorchDispatchMode):
+    """Counts the ops that may launch a kernel (views only make metadata)."""
+    VIEWS = {"aten::view", "aten::narrow", "aten::slice", "aten::detach", "aten::alias",
+             "aten::reshape", "aten::_reshape_alias", "aten::as_strided"}
+
+    def __enter__(self):
+        self.count = 0
+        return super().__enter__()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func._schema.name not in self.VIEWS
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("finite", [True, False])
+def test_accelerator_put_back_is_exact_and_a_few_kernels_whatever_the_variable_count(finite):
+    """The accelerators' skip (`reads_flag` False): the update always runs and is undone on
+    overflow with one flat copy per dtype, not two kernels per variable."""
+    weights = [torch.randn(3, 2) for _ in range(40)] + [torch.randn(5)]
+    halves = [torch.randn(4).half() for _ in range(10)]
+    step = torch.tensor(7)  # alone in its dtype: torch's flatten would only view it
+    variables = weights + halves + [step]
+    before = [v.clone() for v in variables]
+
+    def update():  # what an overflowing update leaves: non-finite values everywhere
+        torch._foreach_add_(weights, float("nan"))
+        torch._foreach_mul_(halves, float("inf"))
+        step.add_(1)
+
+    with _Kernels() as kernels:
+        mixed_precision._run_and_put_back_unless(torch.tensor(finite), update, variables)
+    assert kernels.count <= 3 + 4 * 3  # the update's 3, then per dtype: copy, flatten, where, copy back
+    for old, new in zip(before, variables):
+        if finite:
+            assert not torch.equal(old, new)
+        else:
+            torch.testing.assert_close(new, old, rtol=0, atol=0)
+
+
 def test_eager_mixed_float16_step_on_an_accelerator_reads_nothing_on_the_host():
     """Where reading the overflow flag would wait for the device, an overflowing eager step is
     undone on the device instead (run here on the CPU with the accelerators' setting)."""
