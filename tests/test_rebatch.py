@@ -36,6 +36,10 @@ def test_chunk_is_the_largest_power_of_two_within_the_budget():
     assert rebatch.chunk_size(convnet(), CPU) == 128
     mlp = keras.Sequential([keras.Input((784,)), layers.Dense(64), layers.Dense(10)])
     assert rebatch.chunk_size(mlp, CPU) == 4096  # 16 MiB / (784 * 4) = 5349.9
+    mlp.add(layers.Dense(8192))  # worked out once per graph: a changed Sequential has a new one
+    assert rebatch.chunk_size(mlp, CPU) == 512  # 16 MiB / (8192 * 4)
+    mlp.add(layers.Lambda(lambda t: t - t.mean(0)))
+    assert rebatch.chunk_size(mlp, CPU) is None
     assert rebatch.chunk_size(convnet(), torch.device("cuda")) is None
 
 

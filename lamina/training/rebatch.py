@@ -9,6 +9,7 @@ layers (none of which mixes samples at inference, stateful RNNs aside); the outp
 batches that callbacks see, are the same.
 """
 import math
+import weakref
 
 import torch
 
@@ -21,12 +22,17 @@ BUDGET = 16 * 2 ** 20  # bytes of the largest layer output per chunk: half a ser
 
 def chunk_size(model, device):
     """Samples per forward pass for `predict` on `device`, or None to keep batches whole."""
-    if device.type != "cpu" or not _keeps_samples_apart(model):
+    if device.type != "cpu":
         return None
-    per_sample = _largest_activation(model)
-    if not per_sample:
-        return None
-    return 2 ** int(math.log2(max(1, BUDGET // per_sample)))
+    graph = getattr(model, "_functional", None) or model
+    if graph not in _PER_SAMPLE:  # once per graph: a Sequential that changes gets a new one
+        per_sample = _largest_activation(graph)
+        _PER_SAMPLE[graph] = per_sample if per_sample and _keeps_samples_apart(graph) else None
+    per_sample = _PER_SAMPLE[graph]
+    return None if per_sample is None else 2 ** int(math.log2(max(1, BUDGET // per_sample)))
+
+
+_PER_SAMPLE = weakref.WeakKeyDictionary()  # graph: bytes of its largest activation
 
 
 def _keeps_samples_apart(model):
