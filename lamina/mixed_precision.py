@@ -5,6 +5,10 @@
 Under a mixed policy every outermost model or layer call runs inside `torch.autocast`, so torch
 picks the low-precision kernels; weights stay float32. With "mixed_float16", `fit` also scales
 the loss dynamically (as Keras's `LossScaleOptimizer` does) so small gradients survive float16.
+
+A layer's own policy (`Dense(10, dtype="float32")`) holds inside any global one, as in Keras:
+the layer casts its floating inputs to its compute dtype and computes under autocast only if
+its policy is mixed, so the float32 output layer of a mixed model computes in float32.
 """
 import torch
 from torch._utils import _flatten_dense_tensors as flatten
@@ -28,6 +32,7 @@ class DTypePolicy:
                                  f"Valid policies include {', '.join(map(repr, _MIXED))} and "
                                  "dtype names such as 'float32'.") from None
         self.name = name
+        self._torch_compute_dtype = backend.torch_dtype(self.compute_dtype)
 
     @property
     def variable_dtype(self):
@@ -78,6 +83,31 @@ def autocast_context(device):
         return None
     return torch.autocast(device_type=torch.device(device).type,
                           dtype=backend.torch_dtype(policy.compute_dtype))
+
+
+def input_dtype(policy):
+    """The torch dtype a layer casts its floating inputs to, as Keras's layers do: its compute
+    dtype, from its own `policy` or (None) the global one. None under a global mixed policy,
+    where `torch.autocast` casts per op instead."""
+    if policy is None:
+        if _GLOBAL is None:
+            return getattr(torch, backend.floatx())  # "float32" -> torch.float32
+        if _GLOBAL.is_mixed:
+            return None
+        policy = _GLOBAL
+    return policy._torch_compute_dtype
+
+
+def autocast_for(policy, device_type):
+    """The `torch.autocast` region a layer with its own `policy` runs in, where the current one
+    does not fit it (else None): low-precision kernels under a mixed policy, none under another
+    (a `dtype="float32"` layer in a mixed model computes in float32, as in Keras)."""
+    enabled = torch.is_autocast_enabled(device_type)
+    if policy.is_mixed:
+        if enabled and torch.get_autocast_dtype(device_type) == policy._torch_compute_dtype:
+            return None
+        return torch.autocast(device_type, dtype=policy._torch_compute_dtype)
+    return torch.autocast(device_type, enabled=False) if enabled else None
 
 
 class LossScaler:

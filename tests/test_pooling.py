@@ -201,9 +201,10 @@ def test_defaults_and_config_round_trip():
 
 def test_gradients():
     x = torch.rand(1, 5, 6, 2, dtype=torch.float64, requires_grad=True)
-    for layer in (P.AveragePooling2D(3, strides=2, padding="same"),
-                  P.MaxPooling2D(3, strides=2, padding="same"),
-                  P.GlobalAveragePooling2D()):
+    # float64 layers: a float32 layer casts its inputs to float32, as in Keras
+    for layer in (P.AveragePooling2D(3, strides=2, padding="same", dtype="float64"),
+                  P.MaxPooling2D(3, strides=2, padding="same", dtype="float64"),
+                  P.GlobalAveragePooling2D(dtype="float64")):
         assert torch.autograd.gradcheck(layer, (x,), eps=1e-6, atol=1e-5, fast_mode=True)
     P.AveragePooling2D(2, padding="same")(x).sum().backward()
     assert x.grad is not None

@@ -4,9 +4,12 @@
 >>> outputs = Dense(10)(Dense(64, activation="relu")(inputs))
 >>> model = Model(inputs, outputs)      # a Functional
 """
+import torch
+
 from lamina import backend
 from lamina.engine import keras_tensor as kt
 from lamina.engine.keras_tensor import KerasTensor
+from lamina.engine.layer import _cast_keeping_mask, _to_tensor
 from lamina.engine.model import Model
 
 
@@ -76,6 +79,8 @@ def map_graph(inputs, outputs):
 
 
 class Functional(Model):
+    _casts_inputs = False  # each input goes to its `Input`'s dtype instead, in `call`
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if inputs is None:
             inputs = kwargs.pop("input", None)
@@ -196,8 +201,9 @@ class Functional(Model):
         flat = self._flatten_inputs(inputs)
         for i, (x, spec) in enumerate(zip(flat, self._inputs)):
             if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-                from lamina.engine.layer import _to_tensor
                 x = _to_tensor(x, spec.dtype)
+            elif isinstance(x, torch.Tensor) and x.dtype is not backend.torch_dtype(spec.dtype):
+                x = _cast_keeping_mask(x, backend.torch_dtype(spec.dtype))  # as Keras: per input
             values[i] = x
         for layer, simple, in_ids, node, out_ids, frees in self._plan:
             if simple:

@@ -15,6 +15,7 @@ Keras's layout through each weight's `layout` permutation.
 ...     def call(self, inputs):
 ...         return inputs @ self.w
 """
+import contextlib
 import functools
 import inspect
 
@@ -124,6 +125,7 @@ class Layer(nn.Module):
 
     _call_takes_training = False
     _call_takes_mask = False
+    _casts_inputs = True  # floating inputs to the compute dtype (a functional model: per input)
     _build_arg_names = ["input_shape"]
 
     # ---------------------------------------------------------------- dtypes
@@ -385,6 +387,9 @@ class Layer(nn.Module):
         if not self.built:
             self._check_input_spec(args[0] if args else None)
             self._maybe_build(args, kwargs)
+        target = self._input_dtype()
+        if target is not None:
+            args, kwargs = _cast_floats(args, kwargs, target, plain)
         training = kwargs.get("training")
         if self._call_takes_training:
             if training is None:
@@ -405,8 +410,7 @@ class Layer(nn.Module):
         _CallContext.training = training
         _CallContext.depth += 1
         try:
-            amp = (outer and mixed_precision.is_mixed()
-                   and mixed_precision.autocast_context(_device_of(args)))
+            amp = self._autocast_region(args, outer)
             if amp:
                 with amp:
                     outputs = self.call(*args, **kwargs)
@@ -432,6 +436,22 @@ class Layer(nn.Module):
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.supports_masking else None
+
+    def _input_dtype(self):
+        """The torch dtype floating inputs are cast to before `call`; None: as they come."""
+        if self.autocast and self._casts_inputs:
+            return mixed_precision.input_dtype(self._dtype_policy)
+        return None
+
+    def _autocast_region(self, args, outer):
+        """The `torch.autocast` region `call` runs in; None: the current one. The global mixed
+        policy's is entered by the outermost call; a layer's own policy enters or leaves one."""
+        own = self._dtype_policy
+        if own is not None:
+            return mixed_precision.autocast_for(own, _device_of(args).type)
+        if outer and mixed_precision.is_mixed():
+            return mixed_precision.autocast_context(_device_of(args))
+        return None
 
     def compute_output_shape(self, input_shape):
         raise NotImplementedError
@@ -593,6 +613,49 @@ class Layer(nn.Module):
 _CallContext.depth_id = 0
 
 
+def _cast_floats(args, kwargs, dtype, plain):
+    """`args` and `kwargs` with their floating tensors cast to `dtype` (masks kept), as Keras
+    casts a layer's inputs to its compute dtype."""
+    if plain:
+        x = args[0]
+        if x.dtype is not dtype and x.is_floating_point():
+            args = (_cast_keeping_mask(x, dtype),)
+    else:
+        args = _cast_structure(args, dtype)
+    for key, value in kwargs.items():
+        if value is not None and type(value) is not bool:  # `training`, `mask=None`: as they are
+            kwargs[key] = _cast_structure(value, dtype)
+    return args, kwargs
+
+
+def _cast_structure(value, dtype):
+    """`value` (a tensor or a structure of them), its floating tensors cast to `dtype`; itself
+    when none needs it."""
+    if not _needs_cast(value, dtype):
+        return value
+    return kt.map_structure(lambda v: _cast_keeping_mask(v, dtype) if _needs_cast(v, dtype)
+                            else v, value)
+
+
+def _needs_cast(value, dtype):
+    """Whether `value` is, or holds, a floating tensor of another dtype than `dtype`."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype is not dtype and value.is_floating_point()
+    if isinstance(value, (list, tuple, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            if _needs_cast(item, dtype):
+                return True
+    return False
+
+
+def _cast_keeping_mask(x, dtype):
+    mask = getattr(x, "_keras_mask", None)
+    x = x.to(dtype)
+    if mask is not None:
+        x._keras_mask = mask
+    return x
+
+
 def _device_of(structure):
     for leaf in kt.flatten(structure):
         if isinstance(leaf, torch.Tensor):
@@ -745,7 +808,11 @@ def _run_probe(layer, args, kwargs, size):
             fkwargs["mask"] = mask
         if layer._call_takes_training:
             fkwargs["training"] = False
-        out = layer.call(*fargs, **fkwargs)
+        target = layer._input_dtype()
+        if target is not None:
+            fargs, fkwargs = _cast_floats(fargs, fkwargs, target, False)
+        with layer._autocast_region(fargs, outer=True) or contextlib.nullcontext():
+            out = layer.call(*fargs, **fkwargs)
         out_mask = None
         if layer.supports_masking or type(layer).compute_mask is not Layer.compute_mask:
             first = fargs[0] if fargs else None

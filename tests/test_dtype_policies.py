@@ -1,0 +1,91 @@
+"""Layers apply their own dtype policy as Keras's do: floating inputs are cast to the layer's
+compute dtype and it computes in that dtype, whatever the global policy, checked against real
+Keras (weights copied across)."""
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import lamina  # noqa: E402
+
+keras = pytest.importorskip("keras")
+
+X = np.random.RandomState(0).rand(5, 4).astype("float32")
+
+
+@pytest.fixture(autouse=True)
+def float32_policies():
+    yield
+    lamina.mixed_precision.set_global_policy(None)
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def float32_head(lib, policy="mixed_bfloat16"):
+    """Keras's mixed precision guide: a mixed model whose last layers compute in float32."""
+    lib.mixed_precision.set_global_policy(policy)
+    return lib.Sequential([lib.Input((4,)), lib.layers.Dense(8, activation="relu"),
+                           lib.layers.Dense(3, dtype="float32"),
+                           lib.layers.Activation("softmax", dtype="float32")])
+
+
+def mixed_layer(lib):
+    """One mixed_float16 layer in a float32 model."""
+    inputs = lib.Input((4,))
+    hidden = lib.layers.Dense(8, dtype="mixed_float16")(inputs)
+    return lib.Model(inputs, [hidden, lib.layers.Dense(2)(hidden)])
+
+
+def float64_layer(lib):
+    inputs = lib.Input((4,))
+    hidden = lib.layers.Dense(3, dtype="float64")(inputs)
+    return lib.Model(inputs, [hidden, lib.layers.Dense(2)(hidden)])
+
+
+def dtype_names(tensors):
+    return [lamina.backend.standardize_dtype(t.dtype) for t in tensors]
+
+
+def as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+@pytest.mark.parametrize("build", [float32_head, mixed_layer, float64_layer])
+def test_layer_policies_give_keras_dtypes_and_values(build):
+    reference = build(keras)
+    model = build(lamina)
+    model.set_weights(reference.get_weights())
+    assert ([layer.compute_dtype for layer in model.layers]
+            == [layer.compute_dtype for layer in reference.layers])
+    assert dtype_names(model.outputs) == dtype_names(reference.outputs)  # symbolic
+    expected = [np.asarray(t.detach().cpu().float()) for t in as_list(reference(X))]
+    got = as_list(model(X))
+    assert dtype_names(got) == dtype_names(as_list(reference(X)))
+    for out, want in zip(got, expected):
+        np.testing.assert_allclose(out.detach().float().numpy(), want, rtol=1e-2, atol=1e-3)
+
+
+def test_inputs_of_another_float_dtype_are_cast_as_keras_casts_them():
+    model = lamina.Sequential([lamina.Input((4,)), lamina.layers.Dense(3)])
+    x = torch.from_numpy(X).double()
+    assert model(x).dtype == torch.float32  # a float32 model
+    assert model.layers[0](x).dtype == torch.float32  # a float32 layer
+    functional = float64_layer(lamina)
+    hidden, out = functional(x.half())
+    assert (hidden.dtype, out.dtype) == (torch.float64, torch.float32)
+    mask = torch.tensor([[True, False, True]])
+    masked = torch.ones(1, 3, 4, dtype=torch.float64)
+    masked._keras_mask = mask
+    out = lamina.layers.Dense(2)(masked)
+    assert out.dtype == torch.float32 and torch.equal(out._keras_mask, mask)  # mask kept
+
+
+def test_a_float32_head_trains_in_a_mixed_float16_model():
+    model = float32_head(lamina, "mixed_float16")
+    model.compile(optimizer=lamina.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    y = X.argmax(1) % 3
+    history = model.fit(X, y, epochs=30, batch_size=5, verbose=0)
+    assert model(X).dtype == torch.float32
+    assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
