@@ -62,13 +62,18 @@ _GLOBAL = None
 
 
 def set_global_policy(policy):
-    """Set the policy every later layer and `fit`/`predict` use ("mixed_float16", ...)."""
+    """Set the policy every later layer and `fit`/`predict` use ("mixed_float16", ...).
+    Also `set_dtype_policy`, as in Keras."""
     global _GLOBAL
     _GLOBAL = policy if isinstance(policy, DTypePolicy) or policy is None else DTypePolicy(policy)
 
 
 def global_policy():
     return _GLOBAL or DTypePolicy(backend.floatx())
+
+
+dtype_policy = global_policy  # Keras's other names for these two
+set_dtype_policy = set_global_policy
 
 
 def is_mixed():

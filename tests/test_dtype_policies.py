@@ -89,3 +89,38 @@ def test_a_float32_head_trains_in_a_mixed_float16_model():
     history = model.fit(X, y, epochs=30, batch_size=5, verbose=0)
     assert model(X).dtype == torch.float32
     assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
+
+
+def test_a_keras_mixed_model_file_loads_with_its_policies_and_numbers(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    reference = float32_head(keras, "mixed_float16")
+    keras.mixed_precision.set_global_policy("float32")
+    path = str(tmp_path / "mixed.keras")
+    reference.save(path)
+    model = lamina.models.load_model(path, compile=False)
+    assert ([layer.dtype_policy.name for layer in model.layers]
+            == [layer.dtype_policy.name for layer in reference.layers]
+            == ["mixed_float16", "float32", "float32"])
+    assert model.layers[0].kernel.dtype == torch.float32
+    assert model.layers[0](X).dtype == torch.float16
+    np.testing.assert_allclose(model.predict(X, verbose=0), reference.predict(X, verbose=0),
+                               rtol=1e-2, atol=1e-3)
+    again = str(tmp_path / "again.keras")
+    model.save(again)  # and lamina writes the policies back
+    assert ([layer.dtype_policy.name for layer in keras.models.load_model(again).layers]
+            == ["mixed_float16", "float32", "float32"])
+
+
+def test_dtype_policies_module_as_in_keras():
+    policy = lamina.dtype_policies.get("mixed_bfloat16")
+    assert (policy.compute_dtype, policy.variable_dtype) == ("bfloat16", "float32")
+    assert lamina.dtype_policies.serialize(policy) == keras.dtype_policies.serialize(
+        keras.dtype_policies.get("mixed_bfloat16"))
+    assert lamina.dtype_policies.deserialize(
+        keras.dtype_policies.serialize(keras.DTypePolicy("float16"))).name == "float16"
+    assert lamina.dtype_policies.get(None).name == "float32"
+    lamina.mixed_precision.set_dtype_policy("mixed_float16")
+    assert lamina.mixed_precision.dtype_policy().name == "mixed_float16"
+    assert isinstance(lamina.DTypePolicy("float32"), lamina.dtype_policies.DTypePolicy)
+    with pytest.raises(ValueError, match="Cannot interpret `dtype` argument.*'int3'"):
+        lamina.dtype_policies.get("int3")

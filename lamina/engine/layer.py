@@ -548,7 +548,7 @@ class Layer(nn.Module):
         from lamina.saving.serialization_lib import serialize_keras_object
 
         config = {"name": self.name, "trainable": self.trainable,
-                  "dtype": dtype_policy_config(self.dtype)}
+                  "dtype": dtype_policy_config(self.dtype_policy.name)}
         if self.activity_regularizer is not None:
             config["activity_regularizer"] = serialize_keras_object(self.activity_regularizer)
         return config

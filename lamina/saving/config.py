@@ -46,10 +46,7 @@ def dtype_policy_config(name):
 def dtype_from_config(value):
     """A dtype name from a Keras 3 `DTypePolicy` dict, a Keras 2 `Policy` dict or a name."""
     if isinstance(value, dict) and isinstance(value.get("config"), dict):
-        name = value["config"].get("name")
-        if isinstance(name, str) and name.startswith("mixed_"):
-            return "float32"  # lamina has no mixed policies: variables and compute in float32
-        return name
+        return value["config"].get("name")
     return value
 
 
@@ -396,7 +393,7 @@ def sequential_get_config(model):
         return Model.get_config(model)
     layers = [serialize_layer(layer, legacy=_LEGACY.active) for layer in model._stack]
     config = {"name": model.name, "trainable": model.trainable,
-              "dtype": dtype_policy_config(model.dtype), "layers": layers}
+              "dtype": dtype_policy_config(model.dtype_policy.name), "layers": layers}
     if model._stack and isinstance(model._stack[0], InputLayer) and model.built:
         config["build_input_shape"] = list(model._stack[0].batch_shape)
     return config
