@@ -12,7 +12,8 @@ from lamina.engine.model import Model
 from lamina.engine.sequential import Sequential
 
 __version__ = "0.1.0"
-from lamina import distribution, dtype_policies, mixed_precision, preprocessing, saving  # noqa: E402,E501
+from lamina import (distribution, dtype_policies, mixed_precision, preprocessing,  # noqa: E402
+                    saving)
 from lamina.mixed_precision import DTypePolicy  # noqa: E402
 
 

@@ -3,8 +3,9 @@
 >>> lamina.mixed_precision.set_global_policy("mixed_bfloat16")
 
 Under a mixed policy every outermost model or layer call runs inside `torch.autocast`, so torch
-picks the low-precision kernels; weights stay float32. With "mixed_float16", `fit` also scales
-the loss dynamically (as Keras's `LossScaleOptimizer` does) so small gradients survive float16.
+picks the low-precision kernels; weights stay float32. With "mixed_float16", `compile()` wraps
+the optimizer in a `LossScaleOptimizer`, as Keras does, which scales the loss dynamically (with
+a `LossScaler`) so that small gradients survive float16.
 
 A layer's own policy (`Dense(10, dtype="float32")`) holds inside any global one, as in Keras:
 the layer casts its floating inputs to its compute dtype and computes under autocast only if
@@ -184,3 +185,11 @@ def _run_and_put_back_unless(finite, update, variables):
     for group, before in saved:
         kept = torch.where(finite, flatten(group), before, out=before)
         torch._foreach_copy_(group, unflatten(kept, group))
+
+
+def __getattr__(name):
+    """`LossScaleOptimizer` lives with the optimizers (which import this module)."""
+    if name == "LossScaleOptimizer":
+        from lamina.optimizers import LossScaleOptimizer
+        return LossScaleOptimizer
+    raise AttributeError(f"module 'lamina.mixed_precision' has no attribute {name!r}")

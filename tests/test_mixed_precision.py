@@ -117,7 +117,7 @@ def test_eager_mixed_float16_step_on_an_accelerator_reads_nothing_on_the_host():
     model = keras.Sequential([keras.Input((4,)), layers.Dense(8), layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
     model.fit(x, y, epochs=1, verbose=0)
-    model._trainer._scaler.reads_flag = False
+    model.optimizer._scaler.reads_flag = False
     before = [w.copy() for w in model.get_weights()]
     iterations = int(model.optimizer.iterations)
 
@@ -154,8 +154,8 @@ def test_jit_mixed_float16_is_one_graph_and_skips_overflows_as_eager_does():
     (eager, eager_loss, _), (jit, jit_loss, graphs) = runs
     assert graphs == 1
     np.testing.assert_allclose(jit_loss, eager_loss, rtol=1e-4)
-    scale = float(jit._trainer._scaler.scale)
-    assert scale == float(eager._trainer._scaler.scale) < 2.0 ** 15
+    scale = float(jit.optimizer.dynamic_scale)
+    assert scale == float(eager.optimizer.dynamic_scale) < 2.0 ** 15
     skipped = 8 - int(jit.optimizer.iterations)
     assert skipped == 8 - int(eager.optimizer.iterations) == 15 - int(np.log2(scale)) > 0
     for a, b in zip(eager.get_weights(), jit.get_weights()):

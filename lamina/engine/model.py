@@ -90,7 +90,8 @@ class Model(Layer):
         self._trainer = Trainer(self, optimizer=optimizer, loss=loss, loss_weights=loss_weights,
                                 metrics=metrics, weighted_metrics=weighted_metrics,
                                 run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
-                                jit_compile=jit_compile, **kwargs)
+                                jit_compile=jit_compile, auto_scale_loss=auto_scale_loss,
+                                **kwargs)
         self.optimizer = self._trainer.optimizer
         self.compiled = True
 

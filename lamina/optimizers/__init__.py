@@ -12,12 +12,14 @@ from lamina.optimizers.adagrad import Adagrad
 from lamina.optimizers.adam import Adam, AdamW
 from lamina.optimizers.adamax import Adamax
 from lamina.optimizers.base import Optimizer
+from lamina.optimizers.loss_scale_optimizer import LossScaleOptimizer
 from lamina.optimizers.nadam import Nadam
 from lamina.optimizers.rmsprop import RMSprop
 from lamina.optimizers.sgd import SGD
 from lamina.saving import serialization_lib
 
-ALL_OBJECTS = (Optimizer, SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam)
+ALL_OBJECTS = (Optimizer, SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam,
+               LossScaleOptimizer)
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in ALL_OBJECTS}
 
 
@@ -58,4 +60,4 @@ def get(identifier):
 
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax",
-           "Nadam", "schedules", "get", "serialize", "deserialize"]
+           "Nadam", "LossScaleOptimizer", "schedules", "get", "serialize", "deserialize"]

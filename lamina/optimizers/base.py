@@ -387,17 +387,21 @@ class Optimizer:
         if not self.built:
             raise ValueError("The optimizer has not been built: call "
                              "`optimizer.build(trainable_variables)` before `step()`.")
+        self._step()
+        return loss
+
+    def _step(self):
+        """`step`'s update, from the built parameters' `.grad`."""
         params = self._trainable_variables
         grads = [p.grad for p in params]
         indices = None
         if any(g is None for g in grads):
             indices = [i for i, g in enumerate(grads) if g is not None]
             if not indices:
-                return loss
+                return
             params = [params[i] for i in indices]
             grads = [grads[i] for i in indices]
         self._apply_indexed(indices, params, grads)
-        return loss
 
     def zero_grad(self, set_to_none=True):
         """Clear the `.grad` of the built parameters."""

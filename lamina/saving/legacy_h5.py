@@ -210,11 +210,8 @@ def save_optimizer_weights(root, optimizer, model=None):
     if not values:
         return
     group = root.create_group("optimizer_weights")
-    state_names = [n for n, _ in getattr(optimizer, "_state", [])]
-    heads = ["iteration", "learning_rate"][:len(values) - len(state_names)]
     names, seen = [], set()
-    for raw in heads + state_names:
-        base = f"{optimizer.name}/{raw}"
+    for base in _variable_names(optimizer):
         name, k = base, 1
         while name in seen:
             name, k = f"{base}_{k}", k + 1
@@ -223,6 +220,17 @@ def save_optimizer_weights(root, optimizer, model=None):
     save_attributes(group, "weight_names", names)
     for name, value in zip(names, values):
         group.create_dataset(name, data=value)
+
+
+def _variable_names(optimizer):
+    """Keras's names of `optimizer.variables` ("adam/iteration", ...); a LossScaleOptimizer's
+    own, then its inner optimizer's."""
+    inner = getattr(optimizer, "inner_optimizer", None)
+    own = len(optimizer.variables) - (len(inner.variables) if inner is not None else 0)
+    state_names = [n for n, _ in getattr(optimizer, "_state", [])]
+    heads = ["iteration", "learning_rate"][:own - len(state_names)]
+    names = [f"{optimizer.name}/{raw}" for raw in heads + state_names]
+    return names + (_variable_names(inner) if inner is not None else [])
 
 
 def load_optimizer_weights(root):

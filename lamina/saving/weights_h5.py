@@ -145,6 +145,9 @@ def _slot_layouts(model, optimizer):
     files hold them in Keras layout like the weights themselves.
     """
     variables = list(optimizer.variables)
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:  # a LossScaleOptimizer: its own scalars, then the inner's variables
+        return [None] * (len(variables) - len(inner.variables)) + _slot_layouts(model, inner)
     state = list(getattr(optimizer, "_state", []))
     params = list(getattr(optimizer, "_trainable_variables", []))
     layouts = [None] * len(variables)
@@ -206,10 +209,19 @@ def save_to_group(root, model, include_optimizer=True):
             group.create_dataset(str(i), data=keras_value(layer, record))
     optimizer = getattr(model, "optimizer", None)
     if include_optimizer and optimizer is not None:
-        group = root.require_group("optimizer/vars")
-        group.attrs["name"] = optimizer.name
-        for i, value in enumerate(_optimizer_variables(optimizer, model)):
-            group.create_dataset(str(i), data=value)
+        _save_optimizer(root.require_group("optimizer"), optimizer, model)
+
+
+def _save_optimizer(group, optimizer, model):
+    """`vars` of `optimizer` under `group`; a LossScaleOptimizer's inner optimizer again
+    under `inner_optimizer/vars`, as Keras writes it."""
+    variables = group.require_group("vars")
+    variables.attrs["name"] = optimizer.name
+    for i, value in enumerate(_optimizer_variables(optimizer, model)):
+        variables.create_dataset(str(i), data=value)
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:
+        _save_optimizer(group.require_group("inner_optimizer"), inner, model)
 
 
 def _read_vars(group):

@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-from lamina import distribution, mixed_precision
+from lamina import distribution
 from lamina import optimizers as optimizers_module
 from lamina.engine import keras_tensor as kt
 from lamina.engine.layer import _CallContext, _keras_view, module_device
@@ -110,12 +110,17 @@ def _check_input_shapes(model, x):
 class Trainer:
     def __init__(self, model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                  weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                 jit_compile=False, **kwargs):
-        unknown = set(kwargs) - {"auto_scale_loss", "sample_weight_mode", "target_tensors"}
+                 jit_compile=False, auto_scale_loss=True, **kwargs):
+        unknown = set(kwargs) - {"sample_weight_mode", "target_tensors"}
         if unknown:
             raise TypeError(f"compile() got unexpected keyword arguments: {sorted(unknown)}")
         self.model = model
         self.optimizer = optimizers_module.get(optimizer)
+        if (auto_scale_loss and model.dtype_policy.name == "mixed_float16"
+                and self.optimizer is not None
+                and not isinstance(self.optimizer, optimizers_module.LossScaleOptimizer)):
+            self.optimizer = optimizers_module.LossScaleOptimizer(self.optimizer,
+                                                                  name="loss_scale_optimizer")
         names = list(model.output_names)
         self.output_names = names
         self.compile_loss = CompileLoss(loss, loss_weights, names) if loss is not None else None
@@ -132,7 +137,6 @@ class Trainer:
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
         self._has_trainable = False
-        self._scaler = None
         self._class_weight = None
 
     # ------------------------------------------------------------------ preparation
@@ -170,8 +174,6 @@ class Trainer:
                 self.optimizer.build(trainable)
                 self._prepared_for = key
                 self._compiled_train = None  # a whole compiled step updates a fixed weight list
-        if mixed_precision.global_policy().name == "mixed_float16" and self._scaler is None:
-            self._scaler = mixed_precision.LossScaler(module_device(model))
         self._regularized, self._constrained = [], []
         for layer in model._flatten_layers():
             for record in layer._weight_records:
@@ -268,12 +270,12 @@ class Trainer:
         them in place (BatchNormalization's moving statistics)."""
         module, names, trainable = self._loss_module, self._trainable_names, self._trainable
         buffers = dict(module.named_buffers())
-        scaler = self._scaler
+        optimizer = self.optimizer
 
         def loss_and_outputs(values, buffers):
             total, parts, _, outputs, _ = torch.func.functional_call(
                 module, (dict(zip(names, values)), buffers), (x, y, sample_weight))
-            return (total if scaler is None else total * scaler.scale,
+            return (optimizer.scale_loss(total),
                     (total.detach(), [p.detach() for p in parts], [o.detach() for o in outputs]))
 
         _CallContext.keep_losses = False  # `add_loss` tensors: counted in the loss, not kept
@@ -286,11 +288,7 @@ class Trainer:
         targets = flatten_targets(y, self.output_names)
         self._record(total, parts, targets, outputs, self._sample_weights(targets, sample_weight),
                      _batch_size(x))
-        if scaler is None:
-            self.optimizer.apply(grads, trainable)
-        else:
-            scaler.step(grads, functools.partial(self.optimizer.apply, grads, trainable),
-                        trainable + self.optimizer.variables)
+        optimizer.apply(grads, trainable)
         self._apply_constraints()
 
     def _whole_train_steps(self, batches):
@@ -328,14 +326,8 @@ class Trainer:
         total = forward(x, y, sample_weight)
         if self._has_trainable:
             self.optimizer.zero_grad(set_to_none=True)
-            if self._scaler is None:
-                total.backward()
-                step()
-            else:
-                (total * self._scaler.scale).backward()
-                params = self.optimizer._trainable_variables
-                self._scaler.step([p.grad for p in params if p.grad is not None], step,
-                                  params + self.optimizer.variables)
+            self.optimizer.scale_loss(total).backward()  # a LossScaleOptimizer's `step` unscales
+            step()
         self._apply_constraints()
 
     @torch.no_grad()
