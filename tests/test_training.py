@@ -621,3 +621,23 @@ def test_jit_predict_runs_a_compiled_forward_that_follows_the_weights():
     # predict joins the small batches into one pass of 10; predict_on_batch runs 4: two graphs,
     # each reused after the weights changed.
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
+
+
+def test_compile_options_read_and_set_on_the_model_as_in_keras():
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(1)])
+    assert (model.jit_compile, model.run_eagerly, model.steps_per_execution) == (False, False, 1)
+    model.compile(optimizer="sgd", loss="mse", jit_compile="auto")
+    assert model.jit_compile is False  # Keras on torch: "auto" runs eagerly
+    with pytest.warns(UserWarning, match="If `run_eagerly` is True, then `jit_compile` cannot"):
+        model.compile(optimizer="sgd", loss="mse", jit_compile=True, run_eagerly=True)
+    assert (model.jit_compile, model.run_eagerly) == (False, True)
+    x, y = np.random.rand(8, 3).astype("float32"), np.random.rand(8, 1).astype("float32")
+    model.fit(x, y, batch_size=4, verbose=0)
+    assert model._trainer._compiled_train is None
+    model.run_eagerly = False
+    model.jit_compile = True  # taken up by the next fit
+    model.steps_per_execution = 2
+    model.fit(x, y, batch_size=4, verbose=0)
+    assert model._trainer._compiled_train is not None and model._trainer._unroll == 2
+    with pytest.raises(ValueError, match="`steps_per_execution` must be a positive integer"):
+        model.steps_per_execution = 0

@@ -6,7 +6,35 @@ gives a model whose topology is Python code.
 from lamina.engine.layer import Layer
 
 
+class _CompileOption:
+    """A `compile()` option that reads and sets on the model, as in Keras
+    (`model.run_eagerly = True`): held by the trainer once compiled, else until `compile()`."""
+
+    def __init__(self, default):
+        self.default = default
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        if model._trainer is not None:
+            return getattr(model._trainer, self.name)
+        return model.__dict__.get("_" + self.name, self.default)
+
+    def __set__(self, model, value):
+        if model._trainer is not None:
+            model._trainer.set_option(self.name, value)
+        else:
+            model.__dict__["_" + self.name] = value
+
+
 class Model(Layer):
+    run_eagerly = _CompileOption(False)
+    jit_compile = _CompileOption(False)  # "auto" resolves to False, as Keras does on torch
+    steps_per_execution = _CompileOption(1)
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (args or "inputs" in kwargs or "input" in kwargs):
             from lamina.engine.functional import Functional
@@ -83,7 +111,7 @@ class Model(Layer):
     # --------------------------------------------------------------- training API
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
-                jit_compile=False, auto_scale_loss=True, **kwargs):
+                jit_compile="auto", auto_scale_loss=True, **kwargs):
         """Configure the model for training (Keras's `compile`; not `nn.Module.compile`)."""
         from lamina.training.trainer import Trainer
 

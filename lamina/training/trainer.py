@@ -131,13 +131,31 @@ class Trainer:
                                       for i in self.compile_loss.active] if multi else [])
         self.run_eagerly = run_eagerly
         self.steps_per_execution = _positive_int(steps_per_execution, "steps_per_execution")
-        self.jit_compile = jit_compile
-        self._compiled_train = self._compiled_test = self._compiled_group = None
-        self._compiled_predict = None
+        self.jit_compile = False if jit_compile == "auto" else jit_compile  # as Keras on torch
+        self._drop_compiled()
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
         self._has_trainable = False
         self._class_weight = None
+
+    def set_option(self, name, value):
+        """Change `run_eagerly`, `jit_compile` or `steps_per_execution` after `compile()`."""
+        if name == "steps_per_execution":
+            value = _positive_int(value, name)
+        if name == "jit_compile" and value == "auto":
+            value = False
+        setattr(self, name, value)
+        self._drop_compiled()
+
+    def _drop_compiled(self):
+        """Forget compiled steps: the next call prepares them again, if `jit_compile` holds
+        (never with `run_eagerly`, as in Keras)."""
+        if self.jit_compile and self.run_eagerly:
+            warnings.warn("If `run_eagerly` is True, then `jit_compile` cannot also be True. "
+                          "Disabling `jit_compile`.", stacklevel=4)
+            self.jit_compile = False
+        self._compiled_train = self._compiled_test = self._compiled_group = None
+        self._compiled_predict = None
 
     # ------------------------------------------------------------------ preparation
     @property
