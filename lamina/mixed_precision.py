@@ -2,14 +2,12 @@
 
 >>> lamina.mixed_precision.set_global_policy("mixed_bfloat16")
 
-Under a mixed policy every outermost model or layer call runs inside `torch.autocast`, so torch
-picks the low-precision kernels; weights stay float32. With "mixed_float16", `compile()` wraps
-the optimizer in a `LossScaleOptimizer`, as Keras does, which scales the loss dynamically (with
-a `LossScaler`) so that small gradients survive float16.
-
-A layer's own policy (`Dense(10, dtype="float32")`) holds inside any global one, as in Keras:
-the layer casts its floating inputs to its compute dtype and computes under autocast only if
-its policy is mixed, so the float32 output layer of a mixed model computes in float32.
+A layer keeps the policy in force when it is created (its `dtype` argument, else the global
+one), as in Keras: it casts its floating inputs to the policy's compute dtype and, under a mixed
+policy, computes inside `torch.autocast`, so torch picks the low-precision kernels; weights stay
+float32. A `dtype="float32"` layer in a mixed model computes in float32. With "mixed_float16",
+`compile()` wraps the optimizer in a `LossScaleOptimizer`, as Keras does, which scales the loss
+dynamically (with a `LossScaler`) so that small gradients survive float16.
 """
 import torch
 from torch._utils import _flatten_dense_tensors as flatten
@@ -77,36 +75,26 @@ dtype_policy = global_policy  # Keras's other names for these two
 set_dtype_policy = set_global_policy
 
 
-def is_mixed():
-    """Whether the global policy is a mixed one (cheap: asked on every outermost call)."""
-    return _GLOBAL is not None and _GLOBAL.is_mixed
-
-
-def autocast_context(device):
-    """`torch.autocast` for the global policy on `device`, or None when it is not mixed."""
-    policy = global_policy()
-    if not policy.is_mixed:
+def policy_for_new_layer():
+    """The policy a layer created now without a `dtype` keeps, as Keras fixes it when the layer
+    is created: the global one; None while that is floatx's (then read per call: the fast
+    path)."""
+    if _GLOBAL is None or _GLOBAL.name == backend.floatx():
         return None
-    return torch.autocast(device_type=torch.device(device).type,
-                          dtype=backend.torch_dtype(policy.compute_dtype))
+    return _GLOBAL
 
 
 def input_dtype(policy):
-    """The torch dtype a layer casts its floating inputs to, as Keras's layers do: its compute
-    dtype, from its own `policy` or (None) the global one. None under a global mixed policy,
-    where `torch.autocast` casts per op instead."""
+    """The torch dtype a layer casts its floating inputs to, as Keras's layers do: the compute
+    dtype of its `policy` (None: floatx)."""
     if policy is None:
-        if _GLOBAL is None:
-            return getattr(torch, backend.floatx())  # "float32" -> torch.float32
-        if _GLOBAL.is_mixed:
-            return None
-        policy = _GLOBAL
+        return getattr(torch, backend.floatx())  # "float32" -> torch.float32
     return policy._torch_compute_dtype
 
 
 def autocast_for(policy, device_type):
-    """The `torch.autocast` region a layer with its own `policy` runs in, where the current one
-    does not fit it (else None): low-precision kernels under a mixed policy, none under another
+    """The `torch.autocast` region a layer with `policy` runs in, where the current one does
+    not fit it (else None): low-precision kernels under a mixed policy, none under another
     (a `dtype="float32"` layer in a mixed model computes in float32, as in Keras)."""
     enabled = torch.is_autocast_enabled(device_type)
     if policy.is_mixed:

@@ -124,3 +124,17 @@ def test_dtype_policies_module_as_in_keras():
     assert isinstance(lamina.DTypePolicy("float32"), lamina.dtype_policies.DTypePolicy)
     with pytest.raises(ValueError, match="Cannot interpret `dtype` argument.*'int3'"):
         lamina.dtype_policies.get("int3")
+
+
+def test_a_layer_keeps_the_policy_it_was_created_under():
+    dtypes = []
+    for lib in (lamina, keras):
+        lib.mixed_precision.set_global_policy("mixed_bfloat16")
+        built_mixed = lib.layers.Dense(2)
+        lib.mixed_precision.set_global_policy("float32")
+        built_plain = lib.layers.Dense(2)
+        lib.mixed_precision.set_global_policy("mixed_bfloat16")
+        dtypes.append([lamina.backend.standardize_dtype(layer(X).dtype)
+                       for layer in (built_mixed, built_plain)]
+                      + [layer.dtype_policy.name for layer in (built_mixed, built_plain)])
+    assert dtypes[0] == dtypes[1] == ["bfloat16", "float32", "mixed_bfloat16", "float32"]

@@ -47,12 +47,18 @@ def test_compile_wraps_the_optimizer_under_mixed_float16_as_keras_does():
     assert int(ours.optimizer.iterations) == int(theirs.optimizer.iterations) == 4
     ours.optimizer.learning_rate = 0.5  # forwarded to the inner optimizer
     assert ours.optimizer.inner_optimizer.learning_rate == 0.5
-    plain = lamina.Sequential([lamina.Input((4,)), lamina.layers.Dense(1)])
-    plain.compile(optimizer="sgd", loss="mse", auto_scale_loss=False)
-    assert type(plain.optimizer).__name__ == "SGD"
-    lamina.mixed_precision.set_global_policy(None)
-    plain.compile(optimizer="sgd", loss="mse")
-    assert type(plain.optimizer).__name__ == "SGD"
+    names = []
+    for lib in (lamina, keras):  # a model keeps the policy it was built under, as in Keras
+        mixed = lib.Sequential([lib.Input((4,)), lib.layers.Dense(1)])
+        lib.mixed_precision.set_global_policy("float32")
+        plain = lib.Sequential([lib.Input((4,)), lib.layers.Dense(1)])
+        mixed.compile(optimizer="sgd", loss="mse")
+        plain.compile(optimizer="sgd", loss="mse")
+        names.append([type(mixed.optimizer).__name__, type(plain.optimizer).__name__])
+        mixed.compile(optimizer="sgd", loss="mse", auto_scale_loss=False)
+        names[-1].append(type(mixed.optimizer).__name__)
+        lib.mixed_precision.set_global_policy("mixed_float16")
+    assert names[0] == names[1] == ["LossScaleOptimizer", "SGD", "SGD"]
 
 
 @pytest.mark.parametrize("reads_flag", [True, False])

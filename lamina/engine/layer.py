@@ -86,9 +86,9 @@ class Layer(nn.Module):
             dtype = dtype.get("config", {}).get("name", dtype.get("name"))
         if isinstance(dtype, mixed_precision.DTypePolicy):
             dtype = dtype.name
-        self._dtype_policy = mixed_precision.DTypePolicy(dtype) if dtype else None
-        self.dtype = backend.standardize_dtype(
-            (self._dtype_policy or mixed_precision.global_policy()).variable_dtype)
+        self._dtype_policy = (mixed_precision.DTypePolicy(dtype) if dtype
+                              else mixed_precision.policy_for_new_layer())
+        self.dtype = backend.standardize_dtype(self.dtype_policy.variable_dtype)
         self.autocast = autocast
         self.built = False
         self.supports_masking = False
@@ -131,7 +131,7 @@ class Layer(nn.Module):
     # ---------------------------------------------------------------- dtypes
     @property
     def dtype_policy(self):
-        return self._dtype_policy or mixed_precision.global_policy()
+        return self._dtype_policy or mixed_precision.DTypePolicy(backend.floatx())
 
     @property
     def compute_dtype(self):
@@ -410,7 +410,7 @@ class Layer(nn.Module):
         _CallContext.training = training
         _CallContext.depth += 1
         try:
-            amp = self._autocast_region(args, outer)
+            amp = self._autocast_region(args)
             if amp:
                 with amp:
                     outputs = self.call(*args, **kwargs)
@@ -443,15 +443,15 @@ class Layer(nn.Module):
             return mixed_precision.input_dtype(self._dtype_policy)
         return None
 
-    def _autocast_region(self, args, outer):
-        """The `torch.autocast` region `call` runs in; None: the current one. The global mixed
-        policy's is entered by the outermost call; a layer's own policy enters or leaves one."""
+    def _autocast_region(self, args):
+        """The `torch.autocast` region `call` runs in; None: the current one (always so for a
+        layer of floatx's policy, the fast path)."""
         own = self._dtype_policy
-        if own is not None:
-            return mixed_precision.autocast_for(own, _device_of(args).type)
-        if outer and mixed_precision.is_mixed():
-            return mixed_precision.autocast_context(_device_of(args))
-        return None
+        if own is None:
+            return None
+        first = args[0] if args else None
+        device = first.device if isinstance(first, torch.Tensor) else _device_of(args)
+        return mixed_precision.autocast_for(own, device.type)
 
     def compute_output_shape(self, input_shape):
         raise NotImplementedError
@@ -811,7 +811,7 @@ def _run_probe(layer, args, kwargs, size):
         target = layer._input_dtype()
         if target is not None:
             fargs, fkwargs = _cast_floats(fargs, fkwargs, target, False)
-        with layer._autocast_region(fargs, outer=True) or contextlib.nullcontext():
+        with layer._autocast_region(fargs) or contextlib.nullcontext():
             out = layer.call(*fargs, **fkwargs)
         out_mask = None
         if layer.supports_masking or type(layer).compute_mask is not Layer.compute_mask:
