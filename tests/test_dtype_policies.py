@@ -138,3 +138,40 @@ def test_a_layer_keeps_the_policy_it_was_created_under():
                        for layer in (built_mixed, built_plain)]
                       + [layer.dtype_policy.name for layer in (built_mixed, built_plain)])
     assert dtypes[0] == dtypes[1] == ["bfloat16", "float32", "mixed_bfloat16", "float32"]
+
+
+IMAGES = np.random.RandomState(1).rand(2, 6, 6, 3).astype("float32")
+STEPS = np.random.RandomState(2).rand(2, 5, 4).astype("float32")
+
+
+def common_layers(lib):
+    """name: (layer, its input)."""
+    layers = lib.layers
+    return {"Dense": (layers.Dense(3), STEPS), "Conv2D": (layers.Conv2D(2, 3), IMAGES),
+            "BatchNormalization": (layers.BatchNormalization(), IMAGES),
+            "LayerNormalization": (layers.LayerNormalization(), STEPS),
+            "Embedding": (layers.Embedding(5, 2), np.array([[1, 2, 0]])),
+            "LSTM": (layers.LSTM(3, return_sequences=True), STEPS), "GRU": (layers.GRU(3), STEPS),
+            "SimpleRNN": (layers.SimpleRNN(2), STEPS), "Softmax": (layers.Softmax(), STEPS),
+            "GlobalAveragePooling2D": (layers.GlobalAveragePooling2D(), IMAGES)}
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_common_layers_compute_in_the_mixed_dtype_as_keras_does(policy):
+    """The recurrent layers included: their fused kernels run with the weights cast (torch's
+    CPU float16 autocast makes its LSTM kernel fail)."""
+    compute = policy[len("mixed_"):]
+    built = []
+    for lib in (lamina, keras):
+        lib.mixed_precision.set_global_policy(policy)
+        built.append(common_layers(lib))
+    for name, (layer, x) in built[0].items():
+        reference = built[1][name][0]
+        expected = reference(x)
+        assert str(expected.dtype).endswith(compute), name
+        assert lamina.backend.standardize_dtype(layer(x).dtype) == compute, name
+        if name in ("Dense", "LSTM", "GRU", "SimpleRNN"):  # the same weights, the same numbers
+            layer.set_weights(reference.get_weights())
+            np.testing.assert_allclose(layer(x).float().detach().numpy(),
+                                       expected.float().detach().cpu().numpy(),
+                                       rtol=3e-2, atol=3e-2)

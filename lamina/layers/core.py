@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lamina import activations, constraints, initializers, regularizers
+from lamina import activations, backend, constraints, initializers, regularizers
 from lamina.engine.layer import InputSpec, Layer
 from lamina.saving import serialization_lib
 
@@ -281,7 +281,8 @@ class Embedding(Layer):
     def call(self, inputs):
         if inputs.dtype not in (torch.int32, torch.int64):
             inputs = inputs.long()
-        return F.embedding(inputs, self.embeddings)
+        # in the compute dtype, as Keras returns it (a no-op but under a mixed policy)
+        return F.embedding(inputs, self.embeddings).to(backend.torch_dtype(self.compute_dtype))
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

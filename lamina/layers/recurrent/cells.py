@@ -11,6 +11,8 @@ projection, applied to a whole sequence at once) and `_recur` (the recurrent par
 and `_fused_sequence` (a whole sequence through torch's fused `_VF` kernel when the
 configuration allows it).
 """
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -219,6 +221,19 @@ class _Cell(DropoutRNNCell, Layer):
                 "seed": self.seed}
 
 
+def _run_fused(kernel, sequences, hx, params, has_bias):
+    """torch's fused recurrence `kernel` (one layer, batch first) in the dtype of `sequences`,
+    the layer's compute dtype: the weights are cast to it, as Keras casts variables, and it runs
+    outside autocast (under the CPU's float16 autocast torch's LSTM kernel fails)."""
+    dtype = sequences.dtype
+    params = [p if p.dtype == dtype else p.to(dtype) for p in params]
+    device_type = sequences.device.type
+    with (torch.autocast(device_type, enabled=False) if torch.is_autocast_enabled(device_type)
+          else contextlib.nullcontext()):
+        return kernel(sequences, hx, params, has_bias, 1, 0.0, torch.is_grad_enabled(), False,
+                      True)
+
+
 def _fused_weights(weight_ih, weight_hh, bias_ih, bias_hh):
     if bias_ih is None and bias_hh is None:
         return [weight_ih, weight_hh], False
@@ -276,9 +291,8 @@ class SimpleRNNCell(_Cell):
         if sequences is None:
             return None
         params, has_bias = _fused_weights(self.kernel, self.recurrent_kernel, self.bias, None)
-        h0 = _first_state(states).unsqueeze(0)
-        outputs, h = kernel(sequences, h0, params, has_bias, 1, 0.0, torch.is_grad_enabled(),
-                            False, True)
+        outputs, h = _run_fused(kernel, sequences, _first_state(states).unsqueeze(0), params,
+                                has_bias)
         return outputs, [h[0]]
 
 
@@ -347,8 +361,7 @@ class LSTMCell(_Cell):
         # Keras gates i, f, c, o are torch's i, f, g, o: the stored kernels are used as they are.
         params, has_bias = _fused_weights(self.kernel, self.recurrent_kernel, self.bias, None)
         h0, c0 = states[0].unsqueeze(0), states[1].unsqueeze(0)
-        outputs, h, c = torch._VF.lstm(sequences, (h0, c0), params, has_bias, 1, 0.0,
-                                       torch.is_grad_enabled(), False, True)
+        outputs, h, c = _run_fused(torch._VF.lstm, sequences, (h0, c0), params, has_bias)
         return outputs, [h[0], c[0]]
 
     def get_config(self):
@@ -437,9 +450,8 @@ class GRUCell(_Cell):
         params, has_bias = _fused_weights(
             _swap_zr(self.kernel, 0), _swap_zr(self.recurrent_kernel, 0),
             None if bias is None else bias[0], None if bias is None else bias[1])
-        h0 = _first_state(states).unsqueeze(0)
-        outputs, h = torch._VF.gru(sequences, h0, params, has_bias, 1, 0.0,
-                                   torch.is_grad_enabled(), False, True)
+        outputs, h = _run_fused(torch._VF.gru, sequences, _first_state(states).unsqueeze(0),
+                                params, has_bias)
         return outputs, [h[0]]
 
     def get_config(self):

@@ -326,7 +326,7 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        dtype = backend.torch_dtype(self.dtype)
+        dtype = backend.torch_dtype(self.compute_dtype)
         if sequences.dtype != dtype:
             sequences = sequences.to(dtype)
         if self.time_major:
@@ -360,8 +360,6 @@ class RNN(Layer):
     def _fused(self, sequences, states, training):
         fn = getattr(self.cell, "_fused_sequence", None)
         if fn is None or type(self.cell).call is not _builtin_call(self.cell):
-            return None
-        if sequences.dtype != self.cell.kernel.dtype:
             return None
         inputs = sequences.flip(1) if self.go_backwards else sequences
         result = fn(inputs, states, training)
