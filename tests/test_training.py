@@ -641,3 +641,22 @@ def test_compile_options_read_and_set_on_the_model_as_in_keras():
     assert model._trainer._compiled_train is not None and model._trainer._unroll == 2
     with pytest.raises(ValueError, match="`steps_per_execution` must be a positive integer"):
         model.steps_per_execution = 0
+
+
+def test_jit_trains_an_lstm_on_the_model_inputs_as_eager_does():
+    """torch's compiled CPU LSTM kernel fails in training graphs when its sequences need no
+    gradient (an LSTM right after the Input): the compiled step runs the step loop instead."""
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(32, 6, 4).astype("float32"), rng.randint(0, 3, 32)
+    losses = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6, 4)), layers.LSTM(5),
+                                  layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        losses.append(model.fit(x, y, batch_size=16, epochs=2, shuffle=False,
+                                verbose=0).history["loss"])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)

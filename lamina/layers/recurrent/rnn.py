@@ -361,6 +361,12 @@ class RNN(Layer):
         fn = getattr(self.cell, "_fused_sequence", None)
         if fn is None or type(self.cell).call is not _builtin_call(self.cell):
             return None
+        if (torch.compiler.is_compiling() and sequences.device.type == "cpu"
+                and torch.is_grad_enabled()):
+            # A compiled CPU training graph fails on torch's fused LSTM kernel
+            # (`mkldnn_rnn_layer`) when the sequences need no gradient: the step loop is
+            # compiled instead, as torch unrolls its own kernel otherwise.
+            return None
         inputs = sequences.flip(1) if self.go_backwards else sequences
         result = fn(inputs, states, training)
         if result is None:
