@@ -130,8 +130,8 @@ class LossScaler:
         if torch.compiler.is_compiling():  # inductor fuses these into a few kernels
             before = [v.detach().clone() for v in variables]
             update()
-            for variable, old in zip(variables, before):
-                torch.where(finite, variable, old, out=variable)
+            for variable, old in zip(variables, before):  # `out=` cannot be channels-last
+                variable.copy_(torch.where(finite, variable, old))
         elif self.reads_flag:
             if finite:
                 update()

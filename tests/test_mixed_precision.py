@@ -160,3 +160,24 @@ def test_jit_mixed_float16_is_one_graph_and_skips_overflows_as_eager_does():
     assert skipped == 8 - int(eager.optimizer.iterations) == 15 - int(np.log2(scale)) > 0
     for a, b in zip(eager.get_weights(), jit.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_jit_mixed_float16_convnet_is_one_graph_as_eager():
+    """Convolution kernels are stored channels-last: the compiled put-back of an overflowing
+    step copies into them (an `out=` tensor that is not contiguous stops dynamo)."""
+    mixed_precision.set_global_policy("mixed_float16")
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(32, 8, 8, 3).astype("float32"), rng.randint(0, 3, 32)
+    runs = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3, activation="relu"),
+                                  layers.Flatten(), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=jit,
+                      loss="sparse_categorical_crossentropy")
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        runs.append(model.fit(x, y, batch_size=16, epochs=2, shuffle=False,
+                              verbose=0).history["loss"])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-3)
