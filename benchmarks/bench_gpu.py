@@ -117,6 +117,7 @@ def main():
                 torch.cuda.reset_peak_memory_stats()
                 held = torch.cuda.memory_allocated()
             rates[name].append(n / timed(run))
+            print(f"repetition {rep + 1}: {name}: {rates[name][-1]:,.0f} images/s", flush=True)
             if rep == 0 and torch.cuda.is_available():
                 memory[name] = (torch.cuda.max_memory_allocated() - held) / 2**30
     base = statistics.median(rates["hand-written torch AMP"])
