@@ -84,9 +84,9 @@ def policy_for_new_layer():
     return _GLOBAL
 
 
-def input_dtype(policy):
-    """The torch dtype a layer casts its floating inputs to, as Keras's layers do: the compute
-    dtype of its `policy` (None: floatx)."""
+def torch_compute_dtype(policy):
+    """The torch dtype a layer with `policy` (None: floatx's) computes in, and casts its floating
+    inputs to, as Keras's layers do. Cheap: asked on every layer call."""
     if policy is None:
         return getattr(torch, backend.floatx())  # "float32" -> torch.float32
     return policy._torch_compute_dtype

@@ -168,6 +168,7 @@ class Functional(Model):
             steps.append((node.layer, simple, in_ids, node, out_ids))
         self._output_ids = [index[id(t)] for t in self._outputs]
         self._slot_count = len(index)
+        self._input_dtypes = [backend.torch_dtype(t.dtype) for t in self._inputs]
         last_reader = {i: n for n, step in enumerate(steps) for i in step[2]}
         for i in self._output_ids:
             last_reader.pop(i, None)
@@ -202,8 +203,8 @@ class Functional(Model):
         for i, (x, spec) in enumerate(zip(flat, self._inputs)):
             if not hasattr(x, "shape") or not hasattr(x, "dtype"):
                 x = _to_tensor(x, spec.dtype)
-            elif isinstance(x, torch.Tensor) and x.dtype is not backend.torch_dtype(spec.dtype):
-                x = _cast_keeping_mask(x, backend.torch_dtype(spec.dtype))  # as Keras: per input
+            elif isinstance(x, torch.Tensor) and x.dtype is not self._input_dtypes[i]:
+                x = _cast_keeping_mask(x, self._input_dtypes[i])  # as Keras: per input
             values[i] = x
         for layer, simple, in_ids, node, out_ids, frees in self._plan:
             if simple:

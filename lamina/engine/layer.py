@@ -440,7 +440,7 @@ class Layer(nn.Module):
     def _input_dtype(self):
         """The torch dtype floating inputs are cast to before `call`; None: as they come."""
         if self.autocast and self._casts_inputs:
-            return mixed_precision.input_dtype(self._dtype_policy)
+            return mixed_precision.torch_compute_dtype(self._dtype_policy)
         return None
 
     def _autocast_region(self, args):

@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lamina import activations, backend, constraints, initializers, regularizers
+from lamina import activations, constraints, initializers, mixed_precision, regularizers
 from lamina.engine.layer import InputSpec, Layer
 from lamina.saving import serialization_lib
 
@@ -282,7 +282,8 @@ class Embedding(Layer):
         if inputs.dtype not in (torch.int32, torch.int64):
             inputs = inputs.long()
         # in the compute dtype, as Keras returns it (a no-op but under a mixed policy)
-        return F.embedding(inputs, self.embeddings).to(backend.torch_dtype(self.compute_dtype))
+        return F.embedding(inputs, self.embeddings).to(
+            mixed_precision.torch_compute_dtype(self._dtype_policy))
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

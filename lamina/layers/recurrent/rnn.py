@@ -13,7 +13,7 @@ whole sequence at once and only the recurrent part runs step by step.
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
-from lamina import backend
+from lamina import backend, mixed_precision
 from lamina.engine import keras_tensor as kt
 from lamina.engine.layer import Layer
 from lamina.saving import object_registration, serialization_lib
@@ -326,7 +326,7 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        dtype = backend.torch_dtype(self.compute_dtype)
+        dtype = mixed_precision.torch_compute_dtype(self._dtype_policy)
         if sequences.dtype != dtype:
             sequences = sequences.to(dtype)
         if self.time_major:
