@@ -44,6 +44,18 @@ def float64_layer(lib):
     return lib.Model(inputs, [hidden, lib.layers.Dense(2)(hidden)])
 
 
+def float32_parts_in_mixed_model(lib):
+    """A model and a layer made under float32, used in a model made under mixed_float16: they
+    compute in float32 inside it."""
+    inner_inputs = lib.Input((4,))
+    inner = lib.Model(inner_inputs, lib.layers.Dense(3)(inner_inputs))
+    lone = lib.layers.Dense(3)
+    lib.mixed_precision.set_global_policy("mixed_float16")
+    inputs = lib.Input((4,))
+    a, b = inner(inputs), lone(inputs)
+    return lib.Model(inputs, [a, b, lib.layers.Add()([a, b])])
+
+
 def dtype_names(tensors):
     return [lamina.backend.standardize_dtype(t.dtype) for t in tensors]
 
@@ -52,7 +64,8 @@ def as_list(outputs):
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-@pytest.mark.parametrize("build", [float32_head, mixed_layer, float64_layer])
+@pytest.mark.parametrize("build", [float32_head, mixed_layer, float64_layer,
+                                   float32_parts_in_mixed_model])
 def test_layer_policies_give_keras_dtypes_and_values(build):
     reference = build(keras)
     model = build(lamina)

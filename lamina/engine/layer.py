@@ -15,7 +15,6 @@ Keras's layout through each weight's `layout` permutation.
 ...     def call(self, inputs):
 ...         return inputs @ self.w
 """
-import contextlib
 import functools
 import inspect
 
@@ -42,6 +41,7 @@ class _CallContext:
     training = None
     losses = []
     keep_losses = True  # False inside a gradient transform, where the tensors may not escape
+    in_mixed = False  # inside a mixed-policy layer's call: floatx layers leave its autocast
 
 
 class _Weight:
@@ -410,12 +410,7 @@ class Layer(nn.Module):
         _CallContext.training = training
         _CallContext.depth += 1
         try:
-            amp = self._autocast_region(args)
-            if amp:
-                with amp:
-                    outputs = self.call(*args, **kwargs)
-            else:
-                outputs = self.call(*args, **kwargs)
+            outputs = self._call_in_policy(args, kwargs)
         finally:
             _CallContext.depth -= 1
             _CallContext.training = previous
@@ -443,15 +438,26 @@ class Layer(nn.Module):
             return mixed_precision.torch_compute_dtype(self._dtype_policy)
         return None
 
-    def _autocast_region(self, args):
-        """The `torch.autocast` region `call` runs in; None: the current one (always so for a
-        layer of floatx's policy, the fast path)."""
+    def _call_in_policy(self, args, kwargs):
+        """`call` in the `torch.autocast` region this layer's policy asks for. A layer of floatx's
+        policy (no policy of its own) runs in the current region, the fast path, except inside a
+        mixed layer, whose region it leaves: it computes in float32, as in Keras. A region the
+        user opened around a model is kept."""
         own = self._dtype_policy
-        if own is None:
-            return None
+        if own is None and not _CallContext.in_mixed:
+            return self.call(*args, **kwargs)
         first = args[0] if args else None
-        device = first.device if isinstance(first, torch.Tensor) else _device_of(args)
-        return mixed_precision.autocast_for(own, device.type)
+        device = (first.device if isinstance(first, torch.Tensor) else _device_of(args)).type
+        amp = (mixed_precision.autocast_for(own, device) if own is not None
+               else torch.autocast(device, enabled=False))
+        outer, _CallContext.in_mixed = _CallContext.in_mixed, own is not None and own.is_mixed
+        try:
+            if amp is None:
+                return self.call(*args, **kwargs)
+            with amp:
+                return self.call(*args, **kwargs)
+        finally:
+            _CallContext.in_mixed = outer
 
     def compute_output_shape(self, input_shape):
         raise NotImplementedError
@@ -811,8 +817,7 @@ def _run_probe(layer, args, kwargs, size):
         target = layer._input_dtype()
         if target is not None:
             fargs, fkwargs = _cast_floats(fargs, fkwargs, target, False)
-        with layer._autocast_region(fargs) or contextlib.nullcontext():
-            out = layer.call(*fargs, **fkwargs)
+        out = layer._call_in_policy(fargs, fkwargs)
         out_mask = None
         if layer.supports_masking or type(layer).compute_mask is not Layer.compute_mask:
             first = fargs[0] if fargs else None
