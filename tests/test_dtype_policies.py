@@ -154,7 +154,8 @@ def test_a_layer_keeps_the_policy_it_was_created_under():
 
 
 IMAGES = np.random.RandomState(1).rand(2, 6, 6, 3).astype("float32")
-STEPS = np.random.RandomState(2).rand(2, 5, 4).astype("float32")
+STEPS = np.random.RandomState(2).rand(2, 5, 4).astype("float32") - 0.5
+VOLUMES = np.random.RandomState(3).rand(2, 4, 4, 4, 2).astype("float32")
 
 
 def common_layers(lib):
@@ -166,7 +167,9 @@ def common_layers(lib):
             "Embedding": (layers.Embedding(5, 2), np.array([[1, 2, 0]])),
             "LSTM": (layers.LSTM(3, return_sequences=True), STEPS), "GRU": (layers.GRU(3), STEPS),
             "SimpleRNN": (layers.SimpleRNN(2), STEPS), "Softmax": (layers.Softmax(), STEPS),
-            "GlobalAveragePooling2D": (layers.GlobalAveragePooling2D(), IMAGES)}
+            "GlobalAveragePooling2D": (layers.GlobalAveragePooling2D(), IMAGES),
+            "PReLU": (layers.PReLU(alpha_initializer="ones"), STEPS),
+            "MaxPooling3D": (layers.MaxPooling3D(2), VOLUMES)}  # torch's CPU autocast: float32
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -183,8 +186,37 @@ def test_common_layers_compute_in_the_mixed_dtype_as_keras_does(policy):
         expected = reference(x)
         assert str(expected.dtype).endswith(compute), name
         assert lamina.backend.standardize_dtype(layer(x).dtype) == compute, name
-        if name in ("Dense", "LSTM", "GRU", "SimpleRNN"):  # the same weights, the same numbers
+        if name in ("Dense", "LSTM", "GRU", "SimpleRNN", "PReLU"):  # same weights, same numbers
             layer.set_weights(reference.get_weights())
             np.testing.assert_allclose(layer(x).float().detach().numpy(),
                                        expected.float().detach().cpu().numpy(),
                                        rtol=3e-2, atol=3e-2)
+
+
+def test_inputs_and_layer_input_dtype_as_in_keras():
+    for lib in (lamina, keras):
+        lib.mixed_precision.set_global_policy("float16")
+        assert lib.Input((2,)).dtype == "float32"  # floatx's, whatever the policy
+        assert lib.layers.Dense(2).input_dtype == "float16"
+        lib.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_integer_inputs_into_dense_and_max_pooling_as_in_keras(policy):
+    """Dense takes integer features; "same" max pooling pads integers with their lowest value."""
+    counts = np.random.RandomState(4).randint(-9, 9, (2, 5, 5, 2)).astype("int32")
+    results = []
+    for lib in (keras, lamina):
+        lib.mixed_precision.set_global_policy(policy)
+        inputs = lib.Input((5, 5, 2), dtype="int32")
+        pooled = lib.layers.MaxPooling2D(2, strides=1, padding="same")(inputs)
+        model = lib.Model(inputs, [pooled, lib.layers.Dense(3)(inputs)])
+        if results:
+            model.set_weights(results[0][0].get_weights())
+        results.append((model, model(counts)))
+    (_, want), (model, got) = results
+    assert [t.dtype for t in model.outputs] == ["int32", policy[-7:]]
+    for out, expected in zip(got, want):
+        assert out.dtype == expected.dtype
+        np.testing.assert_allclose(out.detach().float().numpy(),
+                                   expected.detach().float().cpu().numpy(), rtol=1e-3)

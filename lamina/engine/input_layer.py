@@ -18,6 +18,8 @@ class InputLayer(Layer):
         if name is None:
             name = backend.unique_name("input_layer")
         super().__init__(name=name, dtype=dtype, **kwargs)
+        # The input's dtype: floatx's unless given, whatever the policy, as in Keras.
+        self.dtype = backend.standardize_dtype(dtype or backend.floatx())
         shape = shape if shape is not None else legacy_shape
         batch_shape = batch_shape if batch_shape is not None else legacy_batch
         if input_tensor is not None:

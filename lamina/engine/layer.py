@@ -138,6 +138,11 @@ class Layer(nn.Module):
         return self.dtype_policy.compute_dtype
 
     @property
+    def input_dtype(self):
+        """The dtype floating inputs are cast to: the compute dtype."""
+        return self.compute_dtype
+
+    @property
     def variable_dtype(self):
         return self.dtype
 

@@ -147,7 +147,7 @@ class PReLU(Layer):
         self.input_spec = InputSpec(ndim=len(input_shape), axes=axes)
 
     def call(self, inputs):
-        return torch.where(inputs > 0, inputs, inputs * self.alpha)
+        return torch.where(inputs > 0, inputs, inputs * self.alpha.to(inputs.dtype))
 
     def compute_output_shape(self, input_shape):
         return input_shape

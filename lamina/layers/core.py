@@ -60,6 +60,8 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):
+        if not inputs.is_floating_point():  # integer features, as Keras takes them
+            inputs = inputs.to(self.kernel.dtype)
         return activations.apply_to_layer_output(self.activation,
                                                  F.linear(inputs, self.kernel, self.bias))
 

@@ -53,10 +53,13 @@ class BasePooling(Layer):
         strides = U.torch_tuple(self.strides, self.rank)
         dims = max(self.rank, 2)
         if self.pool_mode == "max":
-            x, padding = U.torch_padding(x, pads, self.rank, value=float("-inf"))
+            lowest = (float("-inf") if x.is_floating_point() else torch.iinfo(x.dtype).min)
+            x, padding = U.torch_padding(x, pads, self.rank, value=lowest)
             y = _MAX_POOL[dims](x, kernel, strides, padding)
         else:
             y = _average(x, pads, kernel, strides, self.rank, dims)
+        if y.dtype != inputs.dtype:  # torch's CPU autocast pools 3D windows in float32
+            y = y.to(inputs.dtype)
         return U.from_torch(y, self.data_format, self.rank)
 
     def compute_output_shape(self, input_shape):
