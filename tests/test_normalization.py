@@ -288,6 +288,22 @@ def test_groupnorm_errors_and_gradients():
     assert tuple(GroupNormalization(groups=2)(lamina.Input(shape=(5, 4))).shape) == (None, 5, 4)
 
 
+def test_groupnorm_weight_gradients_on_a_model_input_image():
+    """torch's CPU backward crashed the process for a channels-last image needing no gradient
+    (GroupNormalization first in a model); the gradients match numpy's formula."""
+    x = _rand(2, 3, 3, 4, scale=2.0)
+    layer = GroupNormalization(groups=2, epsilon=1e-3)
+    weights = torch.tensor(_rand(2, 3, 3, 4))
+    (layer(torch.tensor(x)) * weights).sum().backward()
+    grouped = x.reshape(2, 3, 3, 2, 2)
+    mean = grouped.mean(axis=(1, 2, 4), keepdims=True)
+    var = grouped.var(axis=(1, 2, 4), keepdims=True)
+    normalized = ((grouped - mean) / np.sqrt(var + 1e-3)).reshape(x.shape)
+    np.testing.assert_allclose(_np(layer.gamma.grad), (normalized * _np(weights)).sum((0, 1, 2)),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_np(layer.beta.grad), _np(weights).sum((0, 1, 2)), rtol=1e-5)
+
+
 # ---------------------------------------------------------------- UnitNormalization
 
 @pytest.mark.parametrize("axis", [-1, 1, [1, 2]])

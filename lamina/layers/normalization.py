@@ -469,7 +469,12 @@ class GroupNormalization(Layer):
         elif self._axis == 1:
             out = F.group_norm(x, self.groups, gamma, beta, self.epsilon)
         else:
-            out = F.group_norm(x.movedim(self._axis, 1), self.groups, gamma, beta,
+            moved = x.movedim(self._axis, 1)
+            if moved.dim() > 3 and torch.is_grad_enabled() and not moved.requires_grad:
+                # torch's CPU backward of a channels-last input that needs no gradient (a model's
+                # input) crashes the process (torch 2.13); a contiguous copy does not.
+                moved = moved.contiguous()
+            out = F.group_norm(moved, self.groups, gamma, beta,
                                self.epsilon).movedim(1, self._axis)
         return _cast(out, inputs.dtype)
 
