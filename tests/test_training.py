@@ -625,6 +625,39 @@ def test_jit_predict_runs_a_compiled_forward_that_follows_the_weights():
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
 
 
+def test_jit_evaluate_and_predict_of_an_activity_regularized_model_compile_once():
+    """`add_loss` in a compiled forward pass recompiled it at every batch (the layer's list of
+    losses grew), until dynamo's limit made it run eagerly."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    hidden = layers.Dense(4, activity_regularizer="l2")(inputs)
+    model = keras.Model(inputs, layers.Dense(1)(hidden))
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    x = np.random.RandomState(0).rand(48, 3).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model.fit(x[:8], y[:8], batch_size=4, epochs=1, verbose=0)
+    torch._dynamo.utils.counters.clear()
+    compiled = model.evaluate(x, y, batch_size=4, verbose=0)
+    for _ in range(10):
+        model.predict_on_batch(x[:4])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # evaluate, predict
+    model.compile(optimizer="sgd", loss="mse")
+    np.testing.assert_allclose(compiled, model.evaluate(x, y, batch_size=4, verbose=0),
+                               rtol=1e-5)
+
+
+def test_a_metric_object_given_to_a_second_model_starts_from_zero():
+    """Its state from the first model leaked into the second's first epoch."""
+    metric = keras.metrics.MeanSquaredError()
+    x = np.random.RandomState(0).rand(12, 3).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    for _ in range(2):
+        model = dense_model()
+        model.compile(optimizer="sgd", loss="mse", metrics=[metric])
+        logs = model.fit(x, y, batch_size=4, epochs=1, verbose=0).history
+        np.testing.assert_allclose(logs["mean_squared_error"], logs["loss"], rtol=1e-6)
+
+
 def test_compile_options_read_and_set_on_the_model_as_in_keras():
     model = keras.Sequential([keras.Input((3,)), layers.Dense(1)])
     assert (model.jit_compile, model.run_eagerly, model.steps_per_execution) == (False, False, 1)

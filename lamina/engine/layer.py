@@ -325,8 +325,10 @@ class Layer(nn.Module):
 
     # ---------------------------------------------------------------- losses
     def add_loss(self, loss):
-        """Add a scalar loss tensor; the trainer adds it to the total loss of this step."""
-        if _CallContext.keep_losses:
+        """Add a scalar loss tensor; the trainer adds it to the total loss of this step. A
+        compiled call counts it without keeping it in `losses` (dynamo would guard on the list's
+        length and recompile at every call)."""
+        if _CallContext.keep_losses and not torch.compiler.is_compiling():
             if self._losses_call != _CallContext.depth_id:
                 self._own_losses = []
                 self._losses_call = _CallContext.depth_id

@@ -156,6 +156,7 @@ class CompileMetrics:
                         continue
                     metric = resolve_metric(identifier, targets[i], outputs[i])
                     metric.to(device)
+                    metric.reset_state()  # a metric object given again, to another model
                     name = f"{self.output_names[i]}_{metric.name}" if multi else metric.name
                     base, k = name, 1
                     while name in seen:
