@@ -279,6 +279,33 @@ def test_model_checkpoint_batch_hook_only_with_integer_save_freq(tmp_path):
     assert per_batch.wants_batch_hook("on_train_batch_end")
 
 
+def test_integer_save_freq_reads_the_logs_only_when_saving(tmp_path, monkeypatch):
+    """BackupAndRestore never reads batch logs; ModelCheckpoint only at the batches it saves."""
+    import lamina
+    from lamina.callbacks import callback as callback_module
+
+    reads = []
+    original = callback_module._to_python
+    monkeypatch.setattr(callback_module, "_to_python",
+                        lambda v: reads.append(1) or original(v))
+    model = lamina.Sequential([lamina.Input((3,)), lamina.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.RandomState(0).rand(16, 3).astype("float32")
+
+    def reads_in_a_fit(*callbacks):  # 8 steps
+        reads.clear()
+        model.fit(x, x[:, :1], batch_size=2, epochs=1, verbose=0, callbacks=list(callbacks))
+        return len(reads)
+
+    at_epoch_end = reads_in_a_fit()
+    assert reads_in_a_fit(lcb.BackupAndRestore(str(tmp_path / "backup"), save_freq=2)) \
+        == at_epoch_end
+    checkpoint = lcb.ModelCheckpoint(str(tmp_path / "m-{batch}-{loss:.4f}.weights.h5"),
+                                     save_weights_only=True, save_freq=4)
+    assert reads_in_a_fit(checkpoint) == at_epoch_end + 2
+    assert sorted(p.name[:4] for p in tmp_path.glob("m-*")) == ["m-4-", "m-8-"]  # 1-based
+
+
 # --------------------------------------------------------------------------
 # Progress bar
 # --------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class BackupAndRestore(Callback):
         delete_checkpoint: Delete the backup when training completes.
     """
 
+    _supports_tensor_logs = True  # its batch hook never reads the logs
+
     def __init__(
         self,
         backup_dir,

@@ -8,6 +8,7 @@ import numpy as np
 
 from lamina.callbacks.callback import _is_chief
 from lamina.callbacks.callback import _print_msg
+from lamina.callbacks.callback import _pythonify_logs
 from lamina.callbacks.monitor_callback import MonitorCallback
 
 __all__ = ["ModelCheckpoint"]
@@ -36,6 +37,8 @@ class ModelCheckpoint(MonitorCallback):
 
     Files are written by the chief process only under `torch.distributed`.
     """
+
+    _supports_tensor_logs = True  # batch logs are read only on the batches it saves at
 
     def __init__(
         self,
@@ -84,7 +87,8 @@ class ModelCheckpoint(MonitorCallback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self._should_save_on_batch(batch):
-            self._save_model(epoch=self._current_epoch, batch=batch, logs=logs)
+            self._save_model(epoch=self._current_epoch, batch=batch,
+                             logs=_pythonify_logs(logs))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
