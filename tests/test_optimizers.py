@@ -217,6 +217,21 @@ def test_nadam_and_adagrad_hand_computed():
     np.testing.assert_allclose(w.detach().numpy(), expected, rtol=1e-6)
 
 
+def test_learning_rate_takes_keras_variable_calls():
+    """`assign` and `numpy()`, as on Keras's learning-rate variable."""
+    values = []
+    for opt in (optimizers.Adam(0.1), keras.optimizers.Adam(0.1)):
+        opt.learning_rate.assign(0.25)
+        lr = opt.learning_rate
+        values.append((float(lr), lr.numpy().dtype, float(lr.numpy() * 2)))
+    assert values[0] == values[1] == (0.25, np.float32, 0.5)
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = optimizers.SGD(0.1)
+    opt.learning_rate.assign(0.5)
+    opt.apply_gradients([(torch.ones(1), w)])
+    np.testing.assert_allclose(w.detach().numpy(), [-0.5])
+
+
 def test_learning_rate_setter_takes_effect_next_step():
     w = torch.nn.Parameter(torch.zeros(2))
     opt = optimizers.SGD(learning_rate=0.1)

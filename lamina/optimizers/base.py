@@ -56,6 +56,29 @@ def _variable_name(variable, index):
     return name.replace("/", "_").replace(":", "_")
 
 
+class LearningRateValue(float):
+    """`optimizer.learning_rate` of a constant rate: a float that also takes Keras's variable
+    calls. `assign(value)` sets the optimizer's rate; `numpy()` gives it as a numpy float32.
+
+    >>> opt = SGD(0.1)
+    >>> opt.learning_rate.assign(0.01)
+    """
+
+    def __new__(cls, value, optimizer):
+        self = super().__new__(cls, value)
+        self._optimizer = optimizer
+        return self
+
+    def assign(self, value):
+        self._optimizer.learning_rate = value
+
+    def numpy(self):
+        return np.float32(self)
+
+    def __reduce__(self):  # copies and pickles are plain floats
+        return float, (float(self),)
+
+
 class Optimizer:
     """Base class of all optimizers.
 
@@ -168,10 +191,11 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        """The current learning rate as a Python float (reads the device: not for every step)."""
+        """The current learning rate as a Python float (reads the device: not for every step);
+        a constant one also takes `assign(value)` and `numpy()`, as Keras's variable does."""
         lr = self._learning_rate
         if lr is None:
-            return float(self._learning_rate_tensor)
+            return LearningRateValue(float(self._learning_rate_tensor), self)
         if isinstance(lr, schedules.LearningRateSchedule):
             return float(lr(self._iterations))
         return float(lr())
