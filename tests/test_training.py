@@ -646,6 +646,35 @@ def test_jit_evaluate_and_predict_of_an_activity_regularized_model_compile_once(
                                rtol=1e-5)
 
 
+def test_jit_steps_follow_optimizer_settings_changed_between_fits_as_eager_does():
+    """A compiled step held the hyperparameters and the learning rate (a callable's value, or
+    the constant a schedule replaced) of its first trace."""
+    x = np.random.RandomState(0).rand(32, 3).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    runs = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        state = {"lr": 0.05}
+        model = dense_model(units=1)
+        model.compile(optimizer=keras.optimizers.SGD(lambda: state["lr"], momentum=0.5),
+                      loss="mse", jit_compile=jit)
+        losses = []
+        for change in (None, "callable", "momentum", "schedule"):
+            if change == "callable":
+                state["lr"] = 0.01
+            elif change == "momentum":
+                model.optimizer.momentum, model.optimizer.weight_decay = 0.9, 0.5
+            elif change == "schedule":
+                model.optimizer.learning_rate = keras.optimizers.schedules.ExponentialDecay(
+                    0.02, decay_steps=2, decay_rate=0.5)
+            losses += model.fit(x, y, batch_size=8, epochs=1, shuffle=False,
+                                verbose=0).history["loss"]
+        runs.append((losses, model.get_weights()))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    for eager, compiled in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
+
+
 def test_a_metric_object_given_to_a_second_model_starts_from_zero():
     """Its state from the first model leaked into the second's first epoch."""
     metric = keras.metrics.MeanSquaredError()

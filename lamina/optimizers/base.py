@@ -163,6 +163,7 @@ class Optimizer:
         self._learning_rate_tensor = torch.zeros((), dtype=torch.float32, device=device)
         # None: the constant in `_learning_rate_tensor`; else a schedule or a 0-arg callable.
         self._learning_rate = None
+        self._host_evaluates_callable = False
         if isinstance(learning_rate, schedules.LearningRateSchedule) or callable(learning_rate):
             self._learning_rate = learning_rate
         else:
@@ -223,9 +224,12 @@ class Optimizer:
         self.learning_rate = value
 
     def _current_learning_rate(self):
-        """The learning rate for the coming update, as a 0-d float32 device tensor."""
+        """The learning rate for the coming update, as a 0-d float32 device tensor. `fit`'s
+        compiled steps read a callable's value from the tensor, where the host put it
+        (`_evaluate_callable_learning_rate`)."""
         lr = self._learning_rate
-        if lr is None:
+        if lr is None or (self._host_evaluates_callable and torch.compiler.is_compiling()
+                          and not isinstance(lr, schedules.LearningRateSchedule)):
             return self._learning_rate_tensor
         value = lr(self._iterations) if isinstance(lr, schedules.LearningRateSchedule) else lr()
         if isinstance(value, torch.Tensor):
@@ -234,12 +238,33 @@ class Optimizer:
             self._learning_rate_tensor.fill_(float(value))
         return self._learning_rate_tensor
 
+    def _evaluate_callable_learning_rate(self):
+        """Before a compiled step: a 0-argument callable learning rate, evaluated on the host
+        into the tensor the step reads (traced, it would be a constant of the graph)."""
+        if self._learning_rate is not None and not isinstance(self._learning_rate,
+                                                              schedules.LearningRateSchedule):
+            self._current_learning_rate()
+            self._host_evaluates_callable = True
+
     @property
     def iterations(self):
         """Number of updates applied so far: a 0-d int64 tensor on the parameters' device."""
         return self._iterations
 
     # ---- variables -----------------------------------------------------------------------
+    def _traced_settings(self):
+        """What a compiled train step takes in as constants, to tell when it must be traced
+        again: the Python-valued hyperparameters and the learning rate object in use (None for
+        a constant rate, which the step reads from a tensor)."""
+        settings = [getattr(self, "_learning_rate", None)]
+        for key, value in vars(self).items():
+            if isinstance(value, Optimizer):
+                settings.append((key, value._traced_settings()))
+            elif (not key.startswith("_") and key != "built"
+                  and isinstance(value, (bool, int, float, str, type(None)))):
+                settings.append((key, value))
+        return tuple(settings)
+
     def build(self, var_list):
         """Create the optimizer state for `var_list` (trainable parameters); idempotent."""
         if self.built:

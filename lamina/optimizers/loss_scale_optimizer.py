@@ -91,6 +91,9 @@ class LossScaleOptimizer(Optimizer):
     def iterations(self):
         return self.inner_optimizer.iterations
 
+    def _evaluate_callable_learning_rate(self):
+        self.inner_optimizer._evaluate_callable_learning_rate()
+
     def scale_loss(self, loss):
         return loss * (self._scaler.scale if self.built else float(self.initial_scale))
 

@@ -135,6 +135,7 @@ class Trainer:
         self._drop_compiled()
         self._runner = model  # the model, or its DistributedDataParallel wrapper when training
         self._prepared_for = None
+        self._traced_settings = None  # the optimizer settings the compiled train step holds
         self._has_trainable = False
         self._class_weight = None
 
@@ -192,6 +193,10 @@ class Trainer:
                 self.optimizer.build(trainable)
                 self._prepared_for = key
                 self._compiled_train = None  # a whole compiled step updates a fixed weight list
+            settings = self.optimizer._traced_settings()
+            if settings != self._traced_settings:  # e.g. a new momentum, or a schedule for lr
+                self._traced_settings = settings
+                self._compiled_train = None
         self._regularized, self._constrained = [], []
         for layer in model._flatten_layers():
             for record in layer._weight_records:
@@ -328,6 +333,7 @@ class Trainer:
         `steps_per_execution` allow it and the batches have one shape."""
         if (self._compiled_group is not None and self.compile_metrics.entries is not None
                 and len({_batch_size(b[0]) for b in batches}) == 1):
+            self.optimizer._evaluate_callable_learning_rate()
             self._compiled_group(batches)
         else:
             self._each_step(batches)
@@ -335,6 +341,7 @@ class Trainer:
     def train_step(self, x, y, sample_weight):
         """Forward, loss and metric updates, backward, optimizer step: all on the device."""
         if self._compiled_train is not None and self.compile_metrics.entries is not None:
+            self.optimizer._evaluate_callable_learning_rate()
             self._compiled_train(x, y, sample_weight)
         else:
             self._backward_step(x, y, sample_weight, self._train_forward, self.optimizer.step)
@@ -600,9 +607,10 @@ def _own_code(method):
 def _step_guards(entries):
     """Which of dynamo's guards the whole train step keeps (a `guard_filter_fn`): torch's global
     state; the structure, shapes and dtypes of the batch (`x`, `y`, `sample_weight`) and class
-    weights; the shapes, dtypes and devices of every other tensor but the weights. The model,
-    losses and optimizer are frozen at the first trace, as in a Keras traced train function:
-    changes to them (`trainable` flags, layer attributes) take effect at the next `compile()`.
+    weights; the shapes, dtypes and devices of every other tensor but the weights. The model
+    and losses are frozen at the first trace, as in a Keras traced train function: changes to
+    them (layer attributes) take effect at the next `compile()`; `_prepare` traces again for a
+    new `trainable` set or new optimizer settings, checked once per `fit`.
     Checking those ~1,000 guards cost 70 us a step, a sixth of a small MLP's compiled step."""
     keep = []
     for entry in entries:
