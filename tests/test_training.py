@@ -620,8 +620,10 @@ def test_jit_predict_runs_a_compiled_forward_that_follows_the_weights():
                                    rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(model.predict_on_batch(x[:4]), expected[:4], rtol=1e-6,
                                    atol=1e-7)
-    # predict joins the small batches into one pass of 10; predict_on_batch runs 4: two graphs,
-    # each reused after the weights changed.
+    np.testing.assert_allclose(model.predict_on_batch(x), expected, rtol=1e-6, atol=1e-7)
+    # predict joins the small batches into one pass of 10; predict_on_batch runs 4, then 10
+    # (predict's graph: its input is no inference tensor either): two graphs, each reused after
+    # the weights changed.
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
 
 

@@ -720,8 +720,9 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
 def predict_on_batch(model, x):
     device = module_device(model)
     model.eval()
-    with torch.inference_mode():
-        out = _predict_function(model)(data_adapter.structure_to_device(x, device))
+    x = data_adapter.structure_to_device(x, device)  # a normal tensor, as `predict` passes one
+    with torch.inference_mode():  # (an inference tensor would be a second compiled graph)
+        out = _predict_function(model)(x)
     return kt.map_structure(_to_numpy, out)
 
 
