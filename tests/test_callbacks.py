@@ -600,6 +600,29 @@ def test_model_checkpoint_filenames_and_best_only(tmp_path, keras):
         lcb.ModelCheckpoint("x.keras", save_freq="batch")
 
 
+def test_backup_and_restore_resumes_a_fresh_model_without_warnings(tmp_path):
+    """The optimizer is built after `on_train_begin`; its state comes from the state file, so
+    the weights file's optimizer variables are not reported as skipped."""
+    import warnings
+
+    import lamina
+
+    x = np.random.RandomState(0).rand(16, 3).astype("float32")
+
+    def model_and_backup():
+        model = lamina.Sequential([lamina.Input((3,)), lamina.layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        return model, lcb.BackupAndRestore(str(tmp_path), delete_checkpoint=False)
+
+    first, backup = model_and_backup()
+    first.fit(x, x[:, :1], batch_size=4, epochs=2, verbose=0, callbacks=[backup])
+    resumed, backup = model_and_backup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed.fit(x, x[:, :1], batch_size=4, epochs=3, verbose=0, callbacks=[backup])
+    assert int(resumed.optimizer.iterations) == 12  # 8 restored, 4 more
+
+
 def test_backup_and_restore_resumes_epoch_weights_and_optimizer(tmp_path):
     backup = tmp_path / "backup"
     logs = [{"loss": 1.0 / (e + 1)} for e in range(5)]

@@ -4,6 +4,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import warnings
 
 from lamina.callbacks.callback import Callback
 from lamina.callbacks.callback import _atomic_replace
@@ -93,7 +94,9 @@ class BackupAndRestore(Callback):
                 "calling it on a batch of data."
             )
         if os.path.exists(weights_path):
-            model.load_weights(weights_path)
+            with warnings.catch_warnings():  # the optimizer, not built yet: the state file has it
+                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+                model.load_weights(weights_path)
         if os.path.exists(state_path):
             state = torch.load(state_path, map_location="cpu", weights_only=True)
             optimizer = getattr(model, "optimizer", None)

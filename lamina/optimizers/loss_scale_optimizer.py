@@ -75,6 +75,11 @@ class LossScaleOptimizer(Optimizer):
         return super().variables + self.inner_optimizer.variables
 
     @property
+    def step_counter(self):
+        """Finite steps since the scale last changed (a 0-d int32 tensor), as in Keras."""
+        return self._scaler.growth_tracker if self.built else torch.zeros((), dtype=torch.int32)
+
+    @property
     def dynamic_scale(self):
         """The current loss scale (a 0-d float32 tensor)."""
         return self._scaler.scale if self.built else torch.tensor(float(self.initial_scale))
