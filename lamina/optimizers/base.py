@@ -256,7 +256,7 @@ class Optimizer:
         """What a compiled train step takes in as constants, to tell when it must be traced
         again: the Python-valued hyperparameters and the learning rate object in use (None for
         a constant rate, which the step reads from a tensor)."""
-        settings = [getattr(self, "_learning_rate", None)]
+        settings = [self._learning_rate]
         for key, value in vars(self).items():
             if isinstance(value, Optimizer):
                 settings.append((key, value._traced_settings()))
