@@ -723,3 +723,62 @@ def test_jit_trains_an_lstm_on_the_model_inputs_as_eager_does():
         build, x, y, "adam", "sparse_categorical_crossentropy")
     assert graphs == 1
     np.testing.assert_allclose(compiled, eager, rtol=1e-4)
+
+
+def test_model_calls_outside_the_steps_run_in_inference_mode_as_in_keras():
+    # Keras resolves `training` per call: a callback's `model(x)` during `fit`, or `model(x)`
+    # after `train_on_batch`, is an inference call (no dropout, no moving-statistics update).
+    model = keras.Sequential([keras.Input((5,)), layers.Dropout(0.5),
+                              layers.BatchNormalization(momentum=0.0)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.full((4, 5), 3.0, "float32")
+    moving_mean = lambda: model.layers[1].get_weights()[2]  # noqa: E731
+    seen = []
+
+    class CallsTheModel(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(self.model(x).detach().numpy())
+
+        def on_epoch_end(self, epoch, logs=None):
+            before = moving_mean()
+            seen.append(self.model(x).detach().numpy())
+            np.testing.assert_array_equal(moving_mean(), before)
+
+    model.fit(x, x, epochs=2, verbose=0, callbacks=[CallsTheModel()])
+    assert len(seen) == 4
+
+    def inference():
+        gamma, beta, mean, variance = model.layers[1].get_weights()
+        return gamma * (x - mean) / np.sqrt(variance + 1e-3) + beta
+
+    np.testing.assert_allclose(seen[-1], inference(), rtol=1e-5)
+    model.train_on_batch(x, x)
+    before = moving_mean()
+    out = model(x).detach().numpy()
+    np.testing.assert_array_equal(moving_mean(), before)
+    np.testing.assert_allclose(out, inference(), rtol=1e-5)
+    assert not model.training and not model.layers[0].training
+
+
+def test_plain_torch_modules_in_a_layer_train_in_fit_and_rest_outside_it():
+    class TorchInside(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = torch.nn.Dropout(0.5)
+            self.modes = []
+
+        def call(self, inputs):
+            self.modes.append(self.inner.training)
+            return self.inner(inputs)
+
+    layer = TorchInside()
+    model = keras.Sequential([keras.Input((3,)), layer, layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    layer.modes.clear()
+    model.fit(x, y, batch_size=2, epochs=1, validation_data=(x, y), verbose=0)
+    assert layer.modes == [True, True, False, False]  # two train steps, two validation steps
+    model.predict(x, batch_size=4, verbose=0)
+    model.train_on_batch(x, y)
+    assert layer.modes[-2:] == [False, True]
+    assert not layer.inner.training

@@ -15,7 +15,7 @@ import torch
 from lamina import distribution
 from lamina import optimizers as optimizers_module
 from lamina.engine import keras_tensor as kt
-from lamina.engine.layer import _CallContext, _keras_view, module_device
+from lamina.engine.layer import Layer, _CallContext, _keras_view, module_device
 from lamina.training import data_adapter, rebatch
 from lamina.training.compile_utils import (CompileLoss, CompileMetrics, flatten_outputs,
                                            flatten_targets)
@@ -193,10 +193,11 @@ class Trainer:
                 self.optimizer.build(trainable)
                 self._prepared_for = key
                 self._compiled_train = None  # a whole compiled step updates a fixed weight list
-            settings = self.optimizer._traced_settings()
-            if settings != self._traced_settings:  # e.g. a new momentum, or a schedule for lr
-                self._traced_settings = settings
-                self._compiled_train = None
+            if self.jit_compile:
+                settings = self.optimizer._traced_settings()
+                if settings != self._traced_settings:  # e.g. a new momentum, or a schedule
+                    self._traced_settings = settings
+                    self._compiled_train = None
         self._regularized, self._constrained = [], []
         for layer in model._flatten_layers():
             for record in layer._weight_records:
@@ -433,7 +434,6 @@ class Trainer:
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                                  model=model, verbose=verbose, epochs=epochs, steps=adapter.steps)
         model.stop_training = False
-        model.train()
         callbacks.on_train_begin()
         initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
         model._initial_epoch = None
@@ -444,6 +444,7 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callbacks.on_epoch_begin(epoch)
+            _set_torch_mode(model, True)  # again each epoch: a callback may have predicted
             for begin, end, batches in _executions(_local_batches(adapter),
                                                    self.steps_per_execution):
                 if wants_begin:
@@ -465,19 +466,18 @@ class Trainer:
             epoch_logs = self._global_logs()
             if val_adapter is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_loop(val_adapter, callbacks)
-                model.train()
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             adapter.on_epoch_end()
             if model.stop_training:
                 break
-        model.eval()
+        _set_torch_mode(model, False)
         callbacks.on_train_end(epoch_logs)
         return model.history
 
     # ------------------------------------------------------------------ evaluate
     def _evaluate_loop(self, adapter, callbacks, prepare=False):
-        self.model.eval()
+        _set_torch_mode(self.model, False)
         self._reset_metrics()
         callbacks.on_test_begin()
         wants_begin = callbacks.wants_batch_hook("on_test_batch_begin")
@@ -520,8 +520,11 @@ class Trainer:
         self._first_batch(x)
         self._reset_metrics()
         self._class_weight = _class_weight_table(class_weight, device)
-        self.model.train()
-        self.train_step(x, y, sample_weight)
+        _set_torch_mode(self.model, True)
+        try:
+            self.train_step(x, y, sample_weight)
+        finally:
+            _set_torch_mode(self.model, False)
         logs = _logs_to_floats(self._logs())
         return logs if return_dict else _flatten_logs(logs)
 
@@ -532,10 +535,20 @@ class Trainer:
                                for v in (x, y, sample_weight)]
         self._first_batch(x, training=False)
         self._reset_metrics()
-        self.model.eval()
+        _set_torch_mode(self.model, False)
         self.test_step(x, y, sample_weight)
         logs = _logs_to_floats(self._logs())
         return logs if return_dict else _flatten_logs(logs)
+
+
+def _set_torch_mode(model, training):
+    """Put the plain torch modules inside `model` (not lamina layers) in training or evaluation
+    mode. A step passes `training` to every lamina layer it calls; a layer's own flag is what a
+    call without `training` falls back to, so `model(x)` in a callback during `fit`, or after
+    `train_on_batch`, runs in inference mode, as in Keras."""
+    for module in model.modules():
+        if not isinstance(module, Layer) and module.training != training:
+            module.training = training
 
 
 class _LossOf(torch.nn.Module):
@@ -680,7 +693,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     verbose = _resolve_verbose(verbose)
     callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=model, verbose=verbose,
                              epochs=1, steps=adapter.steps)
-    model.eval()
+    _set_torch_mode(model, False)
     callbacks.on_predict_begin()
     wants_begin = callbacks.wants_batch_hook("on_predict_batch_begin")
     wants_end = callbacks.wants_batch_hook("on_predict_batch_end")
@@ -719,7 +732,7 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
 @_flush_denormals
 def predict_on_batch(model, x):
     device = module_device(model)
-    model.eval()
+    _set_torch_mode(model, False)
     x = data_adapter.structure_to_device(x, device)  # a normal tensor, as `predict` passes one
     with torch.inference_mode():  # (an inference tensor would be a second compiled graph)
         out = _predict_function(model)(x)
