@@ -182,7 +182,7 @@ def test_bad_input_errors():
         model.fit(np.zeros((10, 3)), np.zeros((9, 2)), verbose=0)
     with pytest.raises(ValueError, match=r"expected shape=\(None, 3\), found shape=\(\d+, 5\)"):
         model.fit(np.zeros((10, 5)), np.zeros((10, 2)), verbose=0)
-    with pytest.raises(RuntimeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         dense_model().fit(np.zeros((2, 3)), np.zeros((2, 1)))
 
 
@@ -782,3 +782,57 @@ def test_plain_torch_modules_in_a_layer_train_in_fit_and_rest_outside_it():
     model.train_on_batch(x, y)
     assert layer.modes[-2:] == [False, True]
     assert not layer.inner.training
+
+
+def test_class_weight_weighs_the_training_loss_of_its_own_call_only():
+    # Dense(1) with unit kernel and lr 0: predictions are row sums, losses hand-computed.
+    x = np.array([[1.0, 0.0], [0.5, 0.5], [2.0, 1.0], [0.0, 0.0]], "float32")
+    y = np.array([[0.0], [0.6], [1.0], [2.0]], "float32")  # 0.6 rounds to class 1
+    squared = (x.sum(1) - y[:, 0]) ** 2
+    weights = np.array([1.0, 3.0, 3.0, 1.0])  # class 2 is not listed: it weighs 1
+    model = dense_model(input_dim=2)
+    model.set_weights([np.ones((2, 1), "float32"), np.zeros(1, "float32")])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    history = model.fit(x, y, batch_size=4, class_weight={0: 1.0, 1: 3.0}, verbose=0,
+                        validation_data=(x, y)).history
+    assert history["loss"][0] == pytest.approx((weights * squared).mean(), rel=1e-6)
+    assert history["val_loss"][0] == pytest.approx(squared.mean(), rel=1e-6)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(squared.mean(), rel=1e-6)
+    model.train_on_batch(x, y, class_weight={1: 3.0})
+    assert model.test_on_batch(x, y) == pytest.approx(squared.mean(), rel=1e-6)
+    with pytest.raises(ValueError, match="`class_weight` and `sample_weight` cannot be given"):
+        model.fit(x, y, class_weight={0: 2.0}, sample_weight=np.ones(4), verbose=0)
+    inputs = keras.Input((2,))
+    two = keras.Model(inputs, [layers.Dense(1)(inputs), layers.Dense(1)(inputs)])
+    two.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="only supported for models with a single output"):
+        two.fit(x, [y, y], class_weight={0: 2.0}, verbose=0)
+
+
+def test_validation_freq_takes_a_list_of_epochs():
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    seen = []
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, "val_loss" in logs))
+
+    history = model.fit(x, y, epochs=4, validation_data=(x, y), validation_freq=[1, 3],
+                        verbose=0, callbacks=[Epochs()])
+    assert seen == [(0, True), (1, False), (2, True), (3, False)]
+    assert len(history.history["val_loss"]) == 2
+    with pytest.raises(ValueError, match="`validation_freq` must be an integer or a list"):
+        model.fit(x, y, validation_data=(x, y), validation_freq="2", verbose=0)
+
+
+def test_a_metric_in_both_metrics_and_weighted_metrics_logs_a_weighted_twin():
+    model = dense_model()
+    model.set_weights([np.ones((3, 1), "float32"), np.zeros(1, "float32")])
+    model.compile(optimizer="sgd", loss="mse", loss_weights=[2.0], metrics=["mae"],
+                  weighted_metrics=["mae"])
+    x = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], "float32")
+    y = np.zeros((2, 1), "float32")
+    logs = model.evaluate(x, y, sample_weight=np.array([3.0, 1.0]), verbose=0, return_dict=True)
+    assert logs == pytest.approx({"loss": 2 * 3.0 / 2, "mae": 0.5, "weighted_mae": 3.0 / 4})

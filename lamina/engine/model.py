@@ -125,7 +125,7 @@ class Model(Layer):
 
     def _require_compiled(self, what):
         if self._trainer is None:
-            raise RuntimeError(f"You must call `compile()` before calling `{what}()` on model "
+            raise ValueError(f"You must call `compile()` before calling `{what}()` on model "
                                f"'{self.name}'.")
         return self._trainer
 

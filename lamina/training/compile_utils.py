@@ -20,7 +20,7 @@ def _match(value, output_names, what):
             raise ValueError(f"In `{what}`, keys {sorted(unknown)} do not match any model output. "
                              f"Expected keys among the output names: {output_names}")
         return [value.get(name) for name in output_names]
-    if isinstance(value, (list, tuple)) and n > 1:
+    if isinstance(value, (list, tuple)) and (n > 1 or len(value) == 1):
         if len(value) != n:
             raise ValueError(f"`{what}` has {len(value)} entries but the model has {n} outputs "
                              f"{output_names}. Received: {what}={value!r}")
@@ -149,6 +149,7 @@ class CompileMetrics:
     def build(self, targets, outputs, device):
         entries, seen = [], set()
         multi = len(self.output_names) > 1
+        unweighted = [set() for _ in self.output_names]  # names a weighted twin is told from
         for weighted, spec in enumerate(self.specs):
             for i, identifiers in enumerate(spec):
                 for identifier in identifiers:
@@ -157,7 +158,12 @@ class CompileMetrics:
                     metric = resolve_metric(identifier, targets[i], outputs[i])
                     metric.to(device)
                     metric.reset_state()  # a metric object given again, to another model
-                    name = f"{self.output_names[i]}_{metric.name}" if multi else metric.name
+                    name = metric.name
+                    if not weighted:
+                        unweighted[i].add(name)
+                    elif name in unweighted[i]:
+                        name = f"weighted_{name}"
+                    name = f"{self.output_names[i]}_{name}" if multi else name
                     base, k = name, 1
                     while name in seen:
                         name, k = f"{base}_{k}", k + 1

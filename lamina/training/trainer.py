@@ -235,27 +235,40 @@ class Trainer:
                                             fallback=self._each_step, guards=_step_guards)
         return step
 
+    def _class_weight_table(self, class_weight, sample_weight, device):
+        """`{class: weight}` as a device lookup table, for the training steps of one call."""
+        if not class_weight:
+            return None
+        if sample_weight is not None:
+            raise ValueError("`class_weight` and `sample_weight` cannot be given at the same "
+                             f"time. Received: class_weight={class_weight}, sample_weight of "
+                             f"type {type(sample_weight).__name__}")
+        if len(self.output_names) > 1:
+            raise ValueError("`class_weight` is only supported for models with a single output; "
+                             f"model '{self.model.name}' has {len(self.output_names)}: "
+                             f"{self.output_names}. Pass `sample_weight` instead.")
+        table = torch.ones(max(int(k) for k in class_weight) + 1, device=device)
+        for k, v in class_weight.items():
+            table[int(k)] = float(v)
+        return table
+
     # ------------------------------------------------------------------ steps
-    def _sample_weights(self, y_flat, sample_weight):
+    def _sample_weights(self, y_flat, sample_weight, training):
         if sample_weight is None:
             weights = [None] * len(self.output_names)
         elif isinstance(sample_weight, (dict, list, tuple)):
             weights = flatten_targets(sample_weight, self.output_names, "sample_weight")
         else:
             weights = [sample_weight] * len(self.output_names)
-        if self._class_weight is not None:
-            labels = y_flat[0]
-            if labels.dim() > 1 and labels.shape[-1] > 1:
-                labels = labels.argmax(dim=-1)
-            cw = self._class_weight[labels.reshape(labels.shape[0], -1)[:, 0].long()]
-            weights = [cw if w is None else w * cw for w in weights]
+        if training and self._class_weight is not None:  # weights the training loss only
+            weights = [_class_weights(self._class_weight, y_flat[0])]
         return weights
 
     def _forward_and_loss(self, x, y, sample_weight, training):
         y_pred = (self._runner if training else self.model)(x, training=training)
         outputs = flatten_outputs(y_pred)
         targets = flatten_targets(y, self.output_names)
-        weights = self._sample_weights(targets, sample_weight)
+        weights = self._sample_weights(targets, sample_weight, training)
         total, parts = (self.compile_loss(targets, outputs, weights)
                         if self.compile_loss is not None else (None, []))
         extra = list(_CallContext.losses)
@@ -310,8 +323,8 @@ class Trainer:
             _CallContext.keep_losses = True
         _CallContext.losses = []
         targets = flatten_targets(y, self.output_names)
-        self._record(total, parts, targets, outputs, self._sample_weights(targets, sample_weight),
-                     _batch_size(x))
+        weights = self._sample_weights(targets, sample_weight, True)
+        self._record(total, parts, targets, outputs, weights, _batch_size(x))
         optimizer.apply(grads, trainable)
         self._apply_constraints()
 
@@ -429,7 +442,7 @@ class Trainer:
             val_adapter = data_adapter.get_adapter(
                 vx, vy, vsw, batch_size=validation_batch_size or batch_size,
                 steps=validation_steps, device=device)
-        self._class_weight = _class_weight_table(class_weight, device)
+        self._class_weight = self._class_weight_table(class_weight, sample_weight, device)
         verbose = _resolve_verbose(verbose)
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                                  model=model, verbose=verbose, epochs=epochs, steps=adapter.steps)
@@ -464,7 +477,7 @@ class Trainer:
                 if model.stop_training:
                     break
             epoch_logs = self._global_logs()
-            if val_adapter is not None and (epoch + 1) % validation_freq == 0:
+            if val_adapter is not None and _validates(epoch, validation_freq):
                 val_logs = self._evaluate_loop(val_adapter, callbacks)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
@@ -519,7 +532,7 @@ class Trainer:
                                for v in (x, y, sample_weight)]
         self._first_batch(x)
         self._reset_metrics()
-        self._class_weight = _class_weight_table(class_weight, device)
+        self._class_weight = self._class_weight_table(class_weight, sample_weight, device)
         _set_torch_mode(self.model, True)
         try:
             self.train_step(x, y, sample_weight)
@@ -595,14 +608,27 @@ def _executions(batches, size):
         yield begin, begin + size - 1, itertools.chain([first], group)
 
 
-def _class_weight_table(class_weight, device):
-    """`{class: weight}` as a device lookup table (classes not listed weigh 1)."""
-    if not class_weight:
-        return None
-    table = torch.ones(max(int(k) for k in class_weight) + 1, device=device)
-    for k, v in class_weight.items():
-        table[int(k)] = float(v)
-    return table
+def _validates(epoch, validation_freq):
+    """Keras's `validation_freq`: every n-th epoch, or the epochs (counted from 1) listed."""
+    if isinstance(validation_freq, numbers.Integral):
+        return (epoch + 1) % validation_freq == 0
+    if isinstance(validation_freq, (list, tuple, set, range)):
+        return epoch + 1 in validation_freq
+    raise ValueError("`validation_freq` must be an integer or a list of epochs (counted from 1). "
+                     f"Received: validation_freq={validation_freq!r}")
+
+
+def _class_weights(table, labels):
+    """Each sample's class weight: its class is the argmax of one-hot labels, else the rounded
+    label; a class the table does not list weighs 1."""
+    if labels.dim() > 1 and labels.shape[-1] > 1:
+        labels = labels.argmax(dim=-1)
+    labels = labels.reshape(labels.shape[0], -1)[:, 0]
+    if labels.is_floating_point():
+        labels = labels.round()
+    labels = labels.long()
+    listed = labels < table.shape[0]
+    return torch.where(listed, table[labels.clamp(max=table.shape[0] - 1)], 1.0)
 
 
 def _flatten_logs(logs):
