@@ -182,6 +182,9 @@ def test_bad_input_errors():
         model.fit(np.zeros((10, 3)), np.zeros((9, 2)), verbose=0)
     with pytest.raises(ValueError, match=r"expected shape=\(None, 3\), found shape=\(\d+, 5\)"):
         model.fit(np.zeros((10, 5)), np.zeros((10, 2)), verbose=0)
+    for predict in (lambda x: model.predict(x, verbose=0), model.predict_on_batch):
+        with pytest.raises(ValueError, match=r"expected shape=\(None, 3\), found shape=\(10, 2, 3\)"):
+            predict(np.zeros((10, 2, 3)))  # Dense alone would broadcast over the extra axis
     with pytest.raises(ValueError, match="compile"):
         dense_model().fit(np.zeros((2, 3)), np.zeros((2, 1)))
 

@@ -735,6 +735,8 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     with torch.inference_mode():
         # Batch-begin hooks run before their batch's pass: batches are then not joined.
         for xb, sizes in rebatch.passes(adapter, None if wants_begin else chunk):
+            if not chunks:
+                _check_input_shapes(model, xb)
             if wants_begin and step % group == 0:
                 callbacks.on_predict_batch_begin(step)
             out = rebatch.call_in_chunks(forward, xb, chunk)
@@ -764,6 +766,7 @@ def predict_on_batch(model, x):
     device = module_device(model)
     _set_torch_mode(model, False)
     x = data_adapter.structure_to_device(x, device)  # a normal tensor, as `predict` passes one
+    _check_input_shapes(model, x)
     with torch.inference_mode():  # (an inference tensor would be a second compiled graph)
         out = _predict_function(model)(x)
     return kt.map_structure(_to_numpy, out)
