@@ -839,3 +839,19 @@ def test_a_metric_in_both_metrics_and_weighted_metrics_logs_a_weighted_twin():
     y = np.zeros((2, 1), "float32")
     logs = model.evaluate(x, y, sample_weight=np.array([3.0, 1.0]), verbose=0, return_dict=True)
     assert logs == pytest.approx({"loss": 2 * 3.0 / 2, "mae": 0.5, "weighted_mae": 3.0 / 4})
+
+
+def test_compile_refuses_a_model_that_overrides_the_train_step():
+    class CustomStep(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(1)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+        def train_step(self, data):
+            return {}
+
+    with pytest.raises(NotImplementedError, match=r"defines \['train_step'\].*do not call"):
+        CustomStep().compile(optimizer="sgd", loss="mse")

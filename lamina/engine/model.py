@@ -30,6 +30,9 @@ class _CompileOption:
             model.__dict__["_" + self.name] = value
 
 
+_STEP_HOOKS = ("train_step", "test_step", "predict_step", "compute_loss", "compute_metrics")
+
+
 class Model(Layer):
     run_eagerly = _CompileOption(False)
     jit_compile = _CompileOption(False)  # "auto" resolves to False, as Keras does on torch
@@ -115,6 +118,13 @@ class Model(Layer):
         """Configure the model for training (Keras's `compile`; not `nn.Module.compile`)."""
         from lamina.training.trainer import Trainer
 
+        overridden = [name for name in _STEP_HOOKS if hasattr(type(self), name)]
+        if overridden:  # fit would silently run its own step instead
+            raise NotImplementedError(
+                f"Model '{self.name}' ({type(self).__name__}) defines {overridden}: lamina's "
+                "`fit`/`evaluate`/`predict` do not call overridden steps yet. Write the loop in "
+                "PyTorch (the model is a `torch.nn.Module`), or move the logic into `call`, "
+                "`add_loss` and metrics.")
         self._trainer = Trainer(self, optimizer=optimizer, loss=loss, loss_weights=loss_weights,
                                 metrics=metrics, weighted_metrics=weighted_metrics,
                                 run_eagerly=run_eagerly, steps_per_execution=steps_per_execution,
