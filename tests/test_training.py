@@ -855,3 +855,15 @@ def test_compile_refuses_a_model_that_overrides_the_train_step():
 
     with pytest.raises(NotImplementedError, match=r"defines \['train_step'\].*do not call"):
         CustomStep().compile(optimizer="sgd", loss="mse")
+
+
+def test_loss_reset_metrics_and_get_metrics_result_as_in_keras():
+    model = dense_model()
+    assert model.loss is None
+    model.set_weights([np.ones((3, 1), "float32"), np.zeros(1, "float32")])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse", metrics=["mae"])
+    assert model.loss == "mse"
+    model.evaluate(np.ones((2, 3), "float32"), np.zeros((2, 1), "float32"), verbose=0)
+    assert model.get_metrics_result() == {"loss": 9.0, "mae": 3.0}
+    model.reset_metrics()
+    assert model.get_metrics_result() == {"loss": 0.0, "mae": 0.0}

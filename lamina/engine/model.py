@@ -49,6 +49,7 @@ class Model(Layer):
         self.stop_training = False
         self.compiled = False
         self.optimizer = None
+        self.loss = None
         self._trainer = None
 
     # --------------------------------------------------------------- structure
@@ -131,6 +132,7 @@ class Model(Layer):
                                 jit_compile=jit_compile, auto_scale_loss=auto_scale_loss,
                                 **kwargs)
         self.optimizer = self._trainer.optimizer
+        self.loss = loss
         self.compiled = True
 
     def _require_compiled(self, what):
@@ -180,6 +182,16 @@ class Model(Layer):
     @property
     def metrics_names(self):
         return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        """Zero the loss tracker and every compiled metric."""
+        if self._trainer is not None:
+            self._trainer._reset_metrics()
+
+    def get_metrics_result(self):
+        """The current loss and metric values, as Python floats (reads them from the device)."""
+        from lamina.training.trainer import _logs_to_floats
+        return _logs_to_floats(self._require_compiled("get_metrics_result")._logs())
 
     # --------------------------------------------------------------- saving
     def save(self, filepath, overwrite=True, **kwargs):
