@@ -346,3 +346,18 @@ def test_a_layer_built_by_hand_keeps_the_weights_set_on_it():
     layer.set_weights([np.ones((3, 2), "float32"), np.array([1.0, 2.0], "float32")])
     np.testing.assert_array_equal(layer(np.ones((1, 3), "float32")).detach().numpy(),
                                   [[4.0, 5.0]])
+
+
+def test_a_one_element_output_list_returns_the_tensor_and_keeps_the_list_in_config():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, [layers.Dense(2)(inputs)])
+    x = np.ones((4, 3), "float32")
+    assert isinstance(model(x), torch.Tensor)
+    assert not isinstance(model(inputs), list)
+    assert model.predict(x, verbose=0).shape == (4, 2)
+    assert model.predict_on_batch(x).shape == (4, 2)
+    config = model.get_config()
+    assert config["output_layers"] == [[model.layers[-1].name, 0, 0]]
+    clone = keras.Model.from_config(config)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone.predict(x, verbose=0), model.predict(x, verbose=0))

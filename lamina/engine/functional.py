@@ -219,6 +219,8 @@ class Functional(Model):
             for i in frees:
                 values[i] = None
         results = [values[i] for i in self._output_ids]
+        if isinstance(self._output_struct, (list, tuple)) and len(results) == 1:
+            return results[0]  # `Model(inputs, [output])` returns the tensor, as in Keras
         return kt.pack_like(self._output_struct, results)
 
     def compute_output_shape(self, input_shape):
