@@ -3,6 +3,7 @@
 >>> m = SparseCategoricalAccuracy()
 >>> m.update_state(y_true, y_pred); m.result()
 >>> get("mse")                      # MeanSquaredError instance
+>>> get("f1_score")                 # F1Score instance (also "r2_score", "f_beta_score")
 """
 import inspect
 
@@ -24,24 +25,27 @@ from lamina.metrics.accuracy_metrics import (Accuracy, BinaryAccuracy, Categoric
 from lamina.metrics.base import Mean, MeanMetricWrapper, Metric, MetricVariable, Sum
 from lamina.metrics.confusion import (AUC, FalseNegatives, FalsePositives, Precision, Recall,
                                       TrueNegatives, TruePositives)
+from lamina.metrics.f_score import F1Score, FBetaScore
 from lamina.metrics.probabilistic import (BinaryCrossentropy, CategoricalCrossentropy,
                                           CategoricalHinge, Hinge, KLDivergence, Poisson,
                                           SparseCategoricalCrossentropy, SquaredHinge)
 from lamina.metrics.regression import (CosineSimilarity, LogCoshError, MeanAbsoluteError,
                                        MeanAbsolutePercentageError, MeanSquaredError,
-                                       MeanSquaredLogarithmicError, RootMeanSquaredError)
+                                       MeanSquaredLogarithmicError, R2Score,
+                                       RootMeanSquaredError)
 from lamina.saving import object_registration, serialization_lib
 
 _CLASSES = [
     Metric, Mean, Sum, MeanMetricWrapper,
     MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
-    MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError,
+    MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError, R2Score,
     AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives,
     Hinge, SquaredHinge, CategoricalHinge,
     KLDivergence, Poisson, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy,
     Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+    F1Score, FBetaScore,
 ]
 _FUNCTIONS = [
     accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
