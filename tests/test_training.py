@@ -867,3 +867,16 @@ def test_loss_reset_metrics_and_get_metrics_result_as_in_keras():
     assert model.get_metrics_result() == {"loss": 9.0, "mae": 3.0}
     model.reset_metrics()
     assert model.get_metrics_result() == {"loss": 0.0, "mae": 0.0}
+
+
+def test_returned_log_dicts_are_sorted_by_key_and_lists_follow_metrics_names():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, {"b": layers.Dense(1)(inputs), "a": layers.Dense(1)(inputs)})
+    model.compile(optimizer="sgd", loss="mse", metrics={"a": ["mae"], "b": ["mse"]})
+    x, y = np.ones((4, 3), "float32"), {"a": np.ones((4, 1)), "b": np.zeros((4, 1))}
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(logs) == ["a_loss", "a_mae", "b_loss", "b_mse", "loss"]
+    values = model.evaluate(x, y, verbose=0)
+    assert values == pytest.approx([logs[name] for name in model.metrics_names])
+    assert model.metrics_names[0] == "loss"
+    assert list(model.train_on_batch(x, y, return_dict=True)) == list(logs)

@@ -181,7 +181,7 @@ class Model(Layer):
 
     @property
     def metrics_names(self):
-        return [m.name for m in self.metrics]
+        return self._trainer.metrics_names if self._trainer is not None else []
 
     def reset_metrics(self):
         """Zero the loss tracker and every compiled metric."""

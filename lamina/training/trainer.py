@@ -163,6 +163,12 @@ class Trainer:
     def metrics(self):
         return [self.loss_tracker] + self.output_loss_trackers + self.compile_metrics.metrics
 
+    @property
+    def metrics_names(self):
+        """The log names, in the order `evaluate` lists values (metrics named per output)."""
+        return ["loss"] + [t.name for t in self.output_loss_trackers] + [
+            name for _, _, _, name in self.compile_metrics.entries or ()]
+
     def _first_batch(self, x, training=True):
         """Check the data against the model's inputs, build a deferred model, then prepare."""
         _check_input_shapes(self.model, x)
@@ -521,7 +527,7 @@ class Trainer:
         callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=model,
                                  verbose=verbose, epochs=1, steps=adapter.steps)
         logs = self._evaluate_loop(adapter, callbacks, prepare=True)
-        return logs if return_dict else _flatten_logs(logs)
+        return _returned_logs(logs, return_dict)
 
     # ------------------------------------------------------------------ on batch
     @_flush_denormals
@@ -539,7 +545,7 @@ class Trainer:
         finally:
             _set_torch_mode(self.model, False)
         logs = _logs_to_floats(self._logs())
-        return logs if return_dict else _flatten_logs(logs)
+        return _returned_logs(logs, return_dict)
 
     @_flush_denormals
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -551,7 +557,7 @@ class Trainer:
         _set_torch_mode(self.model, False)
         self.test_step(x, y, sample_weight)
         logs = _logs_to_floats(self._logs())
-        return logs if return_dict else _flatten_logs(logs)
+        return _returned_logs(logs, return_dict)
 
 
 def _set_torch_mode(model, training):
@@ -631,7 +637,11 @@ def _class_weights(table, labels):
     return torch.where(listed, table[labels.clamp(max=table.shape[0] - 1)], 1.0)
 
 
-def _flatten_logs(logs):
+def _returned_logs(logs, return_dict):
+    """What `evaluate` and the `*_on_batch` methods return: the dict sorted by key, as Keras
+    returns it, or the values in `metrics_names` order (a lone loss bare)."""
+    if return_dict:
+        return dict(sorted(logs.items()))
     values = list(logs.values())
     return values[0] if len(values) == 1 else values
 
