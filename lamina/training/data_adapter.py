@@ -3,8 +3,16 @@
 In-memory arrays (numpy or torch, single or nested in lists/dicts) are moved to the device
 once and batched by indexing; generators, `PyDataset`/`Sequence` objects and torch
 `DataLoader`s are iterated and each batch is moved as it comes (pinned, non-blocking on GPU).
+
+Epochs consume the data as in Keras: an epoch runs `steps` batches, or one pass over the data.
+With `steps` given, `fit`'s next epoch carries on where the last one stopped (the position is
+kept by `on_epoch_end`, which only `fit` calls, so each evaluation starts from the beginning), a
+new pass (and shuffle) starting only once a pass is used up; an epoch that hits the end of a
+pass ends there, with a warning.
 """
+import itertools
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -110,47 +118,80 @@ class ArrayAdapter:
             raise ValueError("Data cardinality is ambiguous. Make sure all arrays contain the "
                              f"same number of samples. {detail}")
         self.num_samples = every.pop() if every else 0
+        if not self.num_samples:
+            shapes = ", ".join(f"{name} of shape {tuple(v.shape)}"
+                               for name, d in (("x", x), ("y", y), ("sample_weight", sample_weight))
+                               if d is not None for v in kt.flatten(d) if v is not None)
+            raise ValueError("The data holds no samples: `fit`, `evaluate` and `predict` need at "
+                             f"least one. Received: {shapes or repr(x)}")
         self.x = structure_to_device(x, self.device)
         self.y = structure_to_device(y, self.device)
         self.sample_weight = structure_to_device(sample_weight, self.device)
-        self.batch_size = batch_size or 32
+        self.batch_size = batch_size or (math.ceil(self.num_samples / steps) if steps else 32)
         self.shuffle = shuffle
-        self.steps = steps or math.ceil(self.num_samples / self.batch_size)
+        self.num_batches = math.ceil(self.num_samples / self.batch_size)
+        self.steps = steps or self.num_batches
+        self._carries_on = bool(steps)
+        self._first = self._next = 0  # the epoch's first batch; the one after the last yielded
+        self._perm = None
 
     def __iter__(self):
-        n, b = self.num_samples, self.batch_size
-        perm = None
-        if self.shuffle and self.generator is not None:  # an order shared by all processes
-            perm = torch.randperm(n, generator=self.generator).to(self.device)
-        elif self.shuffle:
-            perm = torch.randperm(n, device=self.device)
+        n, b, first = self.num_samples, self.batch_size, self._first
+        if first == 0:  # a new pass over the data
+            self._perm = self._permutation()
+        last = min(self.num_batches, first + self.steps)
+        perm = self._perm
         data = (self.x, self.y, self.sample_weight)
         source, offset, end = data, 0, (n if perm is None else -1)
         per_chunk = max(1, GATHER_BYTES // max(1, self._bytes_per_batch(data)))
-        for step in range(self.steps):
-            start = (step * b) % n if n else 0
-            stop = min(start + b, n)
+        for batch in range(first, last):
+            start, stop = batch * b, min(batch * b + b, n)
             if perm is not None and not (offset <= start and stop <= end):
                 # Shuffled batches are gathered several at a time: one index_select per
                 # array for `per_chunk` batches, each batch then a view of the chunk.
                 offset, end = start, min(start + per_chunk * b, n)
                 index = perm[offset:end]
                 source = [_take(lambda v: v.index_select(0, index), d) for d in data]
+            self._next = batch + 1
             yield tuple(_take(lambda v: v[start - offset:stop - offset], d) for d in source)
+        if last - first < self.steps:
+            _warn_ran_out(last - first)
+
+    def _permutation(self):
+        if not self.shuffle:
+            return None
+        if self.generator is not None:  # an order shared by all processes
+            return torch.randperm(self.num_samples, generator=self.generator).to(self.device)
+        return torch.randperm(self.num_samples, device=self.device)
 
     def _bytes_per_batch(self, data):
-        arrays = [v for d in data if d is not None for v in kt.flatten(d)]
+        arrays = [v for d in data if d is not None for v in kt.flatten(d) if v is not None]
         return self.batch_size * sum(v[:1].numel() * v.element_size() for v in arrays)
 
     def on_epoch_end(self):
-        pass
+        """The next epoch carries on after this one's last batch, given `steps` and batches
+        left in the pass; else it starts a new pass."""
+        self._first = self._next if self._carries_on and self._next < self.num_batches else 0
+
+
+def _warn_ran_out(batches):
+    warnings.warn(f"The input ran out of data after {batches} batch(es) of this epoch, which "
+                  "ends there. Data for `fit` should yield at least `steps_per_epoch * epochs` "
+                  "batches (`steps` for `evaluate` and `predict`).", stacklevel=2)
+
+
+def _no_batches(data):
+    return ValueError("The data yields no batches: `fit`, `evaluate` and `predict` need at least "
+                      "one `(x,)`, `(x, y)` or `(x, y, sample_weight)` batch (a generator used up "
+                      f"by an earlier call yields none). Received: {data!r}")
 
 
 def _take(take, structure):
-    """`take` applied to every array of `structure` (a plain tensor skips the tree walk)."""
+    """`take` applied to every array of `structure`, None entries kept (a plain tensor skips
+    the tree walk)."""
     if structure is None or isinstance(structure, torch.Tensor):
         return None if structure is None else take(structure)
-    return kt.map_structure(take, structure)
+    return kt.map_structure(lambda v: None if v is None else take(v), structure)
 
 
 def _as_array_structure(data):
@@ -162,48 +203,69 @@ def _as_array_structure(data):
 
 
 class IterableAdapter:
-    """Generators, `PyDataset`/`Sequence` and torch `DataLoader`s; batches moved as they come."""
+    """Generators, `PyDataset`/`Sequence` and torch `DataLoader`s; batches moved as they come.
 
-    def __init__(self, data, steps=None, device=None):
+    A pass over a `PyDataset` (in a new order when shuffled) or a `DataLoader` iterates it
+    afresh. A generator cannot restart: as in Keras, its first two batches are read up front and
+    every new pass serves them again, followed by whatever the generator still yields.
+    """
+
+    def __init__(self, data, steps=None, shuffle=False, device=None, seed=None):
         self.device = device or backend.device()
         self.data = data
-        self.is_dataset = isinstance(data, PyDataset) or (
-            hasattr(data, "__getitem__") and hasattr(data, "__len__")
-            and not isinstance(data, torch.utils.data.DataLoader))
         self.is_loader = isinstance(data, torch.utils.data.DataLoader)
+        self.is_dataset = isinstance(data, PyDataset) or (
+            hasattr(data, "__getitem__") and hasattr(data, "__len__") and not self.is_loader)
         self.per_process = self.is_loader and isinstance(
             getattr(data, "sampler", None), torch.utils.data.distributed.DistributedSampler)
-        if steps is None and (self.is_dataset or self.is_loader):
-            steps = len(data)
-        self.steps = steps
-        self._iterator = None
+        sized = self.is_dataset or (self.is_loader and hasattr(data.dataset, "__len__"))
+        self.num_batches = len(data) if sized else None
+        self.steps = steps or self.num_batches
+        self.shuffle = shuffle and self.is_dataset
+        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+        self._carries_on = bool(steps)
+        self._iterator = self._first_batches = None
+        if not (self.is_dataset or self.is_loader):
+            self._iterator = iter(data)
+            self._first_batches = list(itertools.islice(self._iterator, 2))
+        if self.num_batches == 0 or self._first_batches == []:
+            raise _no_batches(data)
+        self._pass, self._taken, self._resume = None, 0, False
 
-    def _source(self):
+    def _new_pass(self):
         if self.is_dataset:
-            return (self.data[i] for i in range(len(self.data)))
+            order = (torch.randperm(len(self.data), generator=self.generator).tolist()
+                     if self.shuffle else range(len(self.data)))
+            return (self.data[i] for i in order)
         if self.is_loader:
             return iter(self.data)
-        if self._iterator is None:  # a plain generator is shared across epochs, as in Keras
-            self._iterator = iter(self.data)
-        return self._iterator
+        return itertools.chain(self._first_batches, self._iterator)
 
     def __iter__(self):
-        source = self._source()
-        step = 0
-        while self.steps is None or step < self.steps:
-            try:
-                batch = next(source)
-            except StopIteration:
-                self._iterator = None
+        if not self._resume:
+            self._pass, self._taken = self._new_pass(), 0
+        for step in range(self.steps) if self.steps else itertools.count():
+            batch = next(self._pass, _END) if self._taken != self.num_batches else _END
+            if batch is _END:
+                if not self._taken:
+                    raise _no_batches(self.data)
+                self._pass = None
+                _warn_ran_out(step)
                 return
+            self._taken += 1
             x, y, sw = unpack_x_y_sample_weight(batch)
             yield (structure_to_device(x, self.device), structure_to_device(y, self.device),
                    structure_to_device(sw, self.device))
-            step += 1
 
     def on_epoch_end(self):
+        """The next epoch carries on in this pass, given `steps` and batches left in it."""
+        self._resume = (self._carries_on and self._pass is not None
+                        and self._taken != self.num_batches)
         if self.is_dataset and hasattr(self.data, "on_epoch_end"):
             self.data.on_epoch_end()
+
+
+_END = object()  # a pass's end, from `next`
 
 
 def get_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
@@ -219,7 +281,13 @@ def get_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, s
                          f"Received: x={type(x).__name__}, y={type(y).__name__}")
     if x is None or not hasattr(x, "__iter__") and not hasattr(x, "__getitem__"):
         raise ValueError(f"Unrecognized data type: x={x!r} (of type {type(x)})")
-    return IterableAdapter(x, steps=steps, device=device)
+    return IterableAdapter(x, steps=steps, shuffle=shuffle, device=device, seed=seed)
+
+
+def holds_no_samples(x):
+    """True for arrays (or lists/dicts of them) of zero samples: Keras then skips validation."""
+    return isinstance(x, (np.ndarray, torch.Tensor, list, tuple, dict)) and not any(
+        _num_samples(_as_array_structure(x)))
 
 
 def split_validation(x, y, sample_weight, validation_split):

@@ -445,9 +445,10 @@ class Trainer:
         val_adapter = None
         if validation_data is not None:
             vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(validation_data)
-            val_adapter = data_adapter.get_adapter(
-                vx, vy, vsw, batch_size=validation_batch_size or batch_size,
-                steps=validation_steps, device=device)
+            if not data_adapter.holds_no_samples(vx):  # else no validation, as in Keras
+                val_adapter = data_adapter.get_adapter(
+                    vx, vy, vsw, batch_size=validation_batch_size or batch_size,
+                    steps=validation_steps, device=device)
         self._class_weight = self._class_weight_table(class_weight, sample_weight, device)
         verbose = _resolve_verbose(verbose)
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
