@@ -187,6 +187,8 @@ def test_bad_input_errors():
             predict(np.zeros((10, 2, 3)))  # Dense alone would broadcast over the extra axis
     with pytest.raises(ValueError, match="compile"):
         dense_model().fit(np.zeros((2, 3)), np.zeros((2, 1)))
+    with pytest.raises(ValueError, match=r"Arguments not recognized: \{'foo': 1\}"):
+        model.evaluate(np.zeros((2, 3)), np.zeros((2, 2)), foo=1)
 
 
 def test_generators_pydataset_and_dataloader():

@@ -154,9 +154,11 @@ class Model(Layer):
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
+        if kwargs:
+            raise ValueError(f"Arguments not recognized: {kwargs}")
         return self._require_compiled("evaluate").evaluate(
             x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-            steps=steps, callbacks=callbacks, return_dict=return_dict, **kwargs)
+            steps=steps, callbacks=callbacks, return_dict=return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         from lamina.training.trainer import predict
