@@ -227,3 +227,8 @@ def test_a_none_target_for_an_output_without_a_loss():
     assert model.evaluate(X, [Y, None], verbose=0) == pytest.approx(expected, rel=1e-6)
     history = model.fit(X, [Y, None], batch_size=20, verbose=0).history
     assert history["loss"] == pytest.approx([expected], rel=1e-6)
+
+
+def test_a_string_is_not_data():
+    with pytest.raises(ValueError, match="Unrecognized data type: x='abc'"):
+        _index_model().predict("abc", verbose=0)

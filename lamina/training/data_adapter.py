@@ -279,7 +279,8 @@ def get_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, s
         raise ValueError("`y` and `sample_weight` must not be passed when `x` is a generator, "
                          "a `PyDataset` or a `DataLoader`: yield them from `x` instead. "
                          f"Received: x={type(x).__name__}, y={type(y).__name__}")
-    if x is None or not hasattr(x, "__iter__") and not hasattr(x, "__getitem__"):
+    if x is None or isinstance(x, (str, bytes)) or (
+            not hasattr(x, "__iter__") and not hasattr(x, "__getitem__")):
         raise ValueError(f"Unrecognized data type: x={x!r} (of type {type(x)})")
     return IterableAdapter(x, steps=steps, shuffle=shuffle, device=device, seed=seed)
 
