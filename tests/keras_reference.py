@@ -1,8 +1,22 @@
 """Helpers for tests that build the same model in real Keras and in lamina and compare them."""
 import h5py
 import numpy as np
+import torch
 
 import lamina
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def to_numpy(x):
+    """A lamina or Keras (torch backend) tensor, variable or array as a numpy array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def assert_close(ours, theirs, rtol=RTOL, atol=ATOL):
+    np.testing.assert_allclose(to_numpy(ours), to_numpy(theirs), rtol=rtol, atol=atol)
 
 
 def fresh(keras):

@@ -12,18 +12,8 @@ import torch
 keras = pytest.importorskip("keras")
 
 from lamina import metrics  # noqa: E402
+from keras_reference import assert_close as _close  # noqa: E402
 
-RTOL, ATOL = 1e-5, 1e-6
-
-
-def _np(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return keras.ops.convert_to_numpy(x)
-
-
-def _close(ours, theirs, rtol=RTOL, atol=ATOL):
-    np.testing.assert_allclose(_np(ours), _np(theirs), rtol=rtol, atol=atol)
 
 
 def _batches(kind, seed=0, n=8, c=4):
