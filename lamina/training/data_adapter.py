@@ -97,6 +97,12 @@ def _is_array(value):
     return isinstance(value, (np.ndarray, torch.Tensor, list, tuple, dict)) or np.isscalar(value)
 
 
+def _is_array_data(x):
+    """In-memory arrays (batched by `ArrayAdapter`), not an iterable of batches."""
+    return isinstance(x, (np.ndarray, torch.Tensor, dict)) or (
+        isinstance(x, (list, tuple)) and all(_is_array(v) for v in x))
+
+
 GATHER_BYTES = 2 ** 20  # shuffled batches gathered per index_select: about 1 MiB of them
 
 
@@ -271,8 +277,7 @@ _END = object()  # a pass's end, from `next`
 def get_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, steps=None,
                 device=None, seed=None):
     """The adapter for `x`: arrays, or an iterable of batches."""
-    if isinstance(x, (np.ndarray, torch.Tensor, dict)) or (
-            isinstance(x, (list, tuple)) and all(_is_array(v) for v in x)):
+    if _is_array_data(x):
         return ArrayAdapter(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
                             steps=steps, device=device, seed=seed)
     if y is not None or sample_weight is not None:
@@ -287,8 +292,7 @@ def get_adapter(x, y=None, sample_weight=None, batch_size=None, shuffle=False, s
 
 def holds_no_samples(x):
     """True for arrays (or lists/dicts of them) of zero samples: Keras then skips validation."""
-    return isinstance(x, (np.ndarray, torch.Tensor, list, tuple, dict)) and not any(
-        _num_samples(_as_array_structure(x)))
+    return _is_array_data(x) and not any(_num_samples(_as_array_structure(x)))
 
 
 def split_validation(x, y, sample_weight, validation_split):

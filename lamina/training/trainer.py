@@ -166,8 +166,7 @@ class Trainer:
     @property
     def metrics_names(self):
         """The log names, in the order `evaluate` lists values (metrics named per output)."""
-        return ["loss"] + [t.name for t in self.output_loss_trackers] + [
-            name for _, _, _, name in self.compile_metrics.entries or ()]
+        return list(self._logs())
 
     def _first_batch(self, x, training=True):
         """Check the data against the model's inputs, build a deferred model, then prepare."""
@@ -260,15 +259,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _sample_weights(self, y_flat, sample_weight, training):
+        """One weight array (or None) per output. Class weights weigh the training loss only;
+        `_class_weight_table` made sure there is one output and no `sample_weight`."""
+        if training and self._class_weight is not None:
+            return [_class_weights(self._class_weight, y_flat[0])]
         if sample_weight is None:
-            weights = [None] * len(self.output_names)
-        elif isinstance(sample_weight, (dict, list, tuple)):
-            weights = flatten_targets(sample_weight, self.output_names, "sample_weight")
-        else:
-            weights = [sample_weight] * len(self.output_names)
-        if training and self._class_weight is not None:  # weights the training loss only
-            weights = [_class_weights(self._class_weight, y_flat[0])]
-        return weights
+            return [None] * len(self.output_names)
+        if isinstance(sample_weight, (dict, list, tuple)):
+            return flatten_targets(sample_weight, self.output_names, "sample_weight")
+        return [sample_weight] * len(self.output_names)
 
     def _forward_and_loss(self, x, y, sample_weight, training):
         y_pred = (self._runner if training else self.model)(x, training=training)
