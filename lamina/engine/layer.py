@@ -35,13 +35,21 @@ _ALLOWED_KWARGS = {"input_dim", "input_shape", "batch_input_shape", "batch_size"
 _MISSING = object()
 
 
-class _CallContext:
-    """State of the outermost layer call: the `training` flag and the losses added inside."""
-    depth = 0
-    training = None
-    losses = []
-    keep_losses = True  # False inside a gradient transform, where the tensors may not escape
-    in_mixed = False  # inside a mixed-policy layer's call: floatx layers leave its autocast
+class _CallState:
+    """State of the outermost layer call: the `training` flag and the losses added inside. One
+    instance, `_CallContext`: dynamo traces writes to an object's attributes, but torch before
+    2.13 cannot trace writes to a class's, which broke every compiled step into layer calls."""
+
+    def __init__(self):
+        self.depth = 0
+        self.depth_id = 0  # counts outermost calls: losses are kept per call
+        self.training = None
+        self.losses = []
+        self.keep_losses = True  # False inside a gradient transform, where tensors may not escape
+        self.in_mixed = False  # inside a mixed-policy layer's call: floatx layers leave its autocast
+
+
+_CallContext = _CallState()
 
 
 class _Weight:
@@ -621,9 +629,6 @@ class Layer(nn.Module):
 
     def extra_repr(self):
         return f"name={self.name!r}"
-
-
-_CallContext.depth_id = 0
 
 
 def _cast_floats(args, kwargs, dtype, plain):
