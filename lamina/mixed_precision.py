@@ -10,8 +10,6 @@ float32. A `dtype="float32"` layer in a mixed model computes in float32. With "m
 dynamically (with a `LossScaler`) so that small gradients survive float16.
 """
 import torch
-from torch._utils import _flatten_dense_tensors as flatten
-from torch._utils import _unflatten_dense_tensors as unflatten
 
 from lamina import backend
 
@@ -162,17 +160,36 @@ def _run_and_put_back_unless(finite, update, variables):
     """Run `update()`, then give `variables` back their values from before it unless `finite`
     (a 0-d bool tensor), without reading it. Each group of one dtype and device is copied into
     one flat tensor, so this is a handful of kernels, not two per variable (ResNet50 with SGD
-    momentum has 323 variables)."""
-    groups = {}
+    momentum has 323 variables). Runs under `no_grad` (`LossScaler.step`)."""
+    groups, scattered = {}, []
     for variable in variables:
-        groups.setdefault((variable.dtype, variable.device), []).append(variable.detach())
-    # torch's flatten gives a lone tensor's own storage, viewed flat: that needs a copy
-    saved = [(group, flatten(group) if len(group) > 1 else group[0].clone().reshape(-1))
-             for group in groups.values()]
+        flat = _flat(variable)
+        if flat is None:
+            scattered.append((variable, variable.clone()))
+        else:
+            groups.setdefault((flat.dtype, flat.device), []).append(flat)
+    saved = [(group, torch.cat(group)) for group in groups.values()]
     update()
     for group, before in saved:
-        kept = torch.where(finite, flatten(group), before, out=before)
-        torch._foreach_copy_(group, unflatten(kept, group))
+        kept = torch.where(finite, torch.cat(group), before, out=before)
+        torch._foreach_copy_(group, kept.split([v.shape[0] for v in group]))
+    for variable, before in scattered:
+        variable.copy_(torch.where(finite, variable, before))
+
+
+def _flat(tensor):
+    """`tensor`'s elements as one 1-D view in the order memory holds them, where they fill a
+    block (contiguous, channels-last, transposed), else None. Such views copy nothing, and on
+    CUDA `_foreach_copy_` fuses contiguous tensors into a few kernels (`torch._utils`' flatten
+    would copy each channels-last kernel to a contiguous one first)."""
+    if not (tensor.is_contiguous() or tensor.is_contiguous(memory_format=torch.channels_last)):
+        block = 1
+        for stride, size in sorted((st, n) for st, n in zip(tensor.stride(), tensor.shape)
+                                   if n != 1):
+            if stride != block:
+                return None
+            block *= size
+    return tensor.as_strided((tensor.numel(),), (1,), tensor.storage_offset())
 
 
 def __getattr__(name):

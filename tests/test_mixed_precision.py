@@ -74,40 +74,65 @@ def test_loss_scaler_step_unscales_and_skips_an_overflowing_update(reads_flag):
 class _Kernels(TorchDispatchMode):
     """Counts the ops that may launch a kernel (views only make metadata)."""
     VIEWS = {"aten::view", "aten::narrow", "aten::slice", "aten::detach", "aten::alias",
-             "aten::reshape", "aten::_reshape_alias", "aten::as_strided"}
+             "aten::reshape", "aten::_reshape_alias", "aten::as_strided",
+             "aten::split_with_sizes"}
 
     def __enter__(self):
-        self.count = 0
+        self.count, self.copied = 0, []
         return super().__enter__()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.count += func._schema.name not in self.VIEWS
+        if func._schema.name == "aten::_foreach_copy_":
+            self.copied += list(args[0]) + list(args[1])
         return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("finite", [True, False])
 def test_accelerator_put_back_is_exact_and_a_few_kernels_whatever_the_variable_count(finite):
     """The accelerators' skip (`reads_flag` False): the update always runs and is undone on
-    overflow with one flat copy per dtype, not two kernels per variable."""
-    weights = [torch.randn(3, 2) for _ in range(40)] + [torch.randn(5)]
+    overflow with one flat copy per dtype, not two kernels per variable. Channels-last conv
+    kernels and transposed weights are read and written in place, flat, and the copy back gets
+    only contiguous tensors, the ones CUDA's fused multi-tensor copy takes."""
+    weights = [torch.randn(3, 2) for _ in range(40)] + [torch.randn(5), torch.randn(4, 3).t()]
+    kernels = [torch.randn(8, 3, 3, 3).contiguous(memory_format=torch.channels_last)
+               for _ in range(10)]
     halves = [torch.randn(4).half() for _ in range(10)]
-    step = torch.tensor(7)  # alone in its dtype: torch's flatten would only view it
-    variables = weights + halves + [step]
+    step = torch.tensor(7)  # alone in its dtype
+    variables = weights + kernels + halves + [step]
     before = [v.clone() for v in variables]
 
     def update():  # what an overflowing update leaves: non-finite values everywhere
-        torch._foreach_add_(weights, float("nan"))
+        torch._foreach_add_(weights + kernels, float("nan"))
         torch._foreach_mul_(halves, float("inf"))
         step.add_(1)
 
-    with _Kernels() as kernels:
-        mixed_precision._run_and_put_back_unless(torch.tensor(finite), update, variables)
-    assert kernels.count <= 3 + 4 * 3  # the update's 3, then per dtype: copy, flatten, where, copy back
+    flag = torch.tensor(finite)
+    with _Kernels() as launched:
+        mixed_precision._run_and_put_back_unless(flag, update, variables)
+    assert launched.count <= 3 + 4 * 3  # the update's 3, then per dtype: cat, cat, where, copy
+    assert launched.copied and all(t.is_contiguous() for t in launched.copied)
     for old, new in zip(before, variables):
+        assert new.stride() == old.stride()
         if finite:
             assert not torch.equal(old, new)
         else:
             torch.testing.assert_close(new, old, rtol=0, atol=0)
+
+
+def test_accelerator_put_back_restores_a_variable_that_is_a_strided_view():
+    storage = torch.randn(4, 6)
+    strided = storage[:, ::2]  # not one block of memory: copied rather than viewed flat
+    dense = torch.randn(3)
+    before = strided.clone(), dense.clone(), storage[:, 1::2].clone()
+
+    def update():
+        strided.fill_(float("nan"))
+        dense.fill_(float("nan"))
+
+    mixed_precision._run_and_put_back_unless(torch.tensor(False), update, [strided, dense])
+    for old, new in zip(before, (strided, dense, storage[:, 1::2])):
+        torch.testing.assert_close(new, old, rtol=0, atol=0)
 
 
 def test_eager_mixed_float16_step_on_an_accelerator_reads_nothing_on_the_host():
