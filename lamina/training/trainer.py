@@ -7,6 +7,7 @@ tensors, read back only at epoch ends and when a callback asks for batch logs.
 import functools
 import itertools
 import numbers
+import traceback
 import types
 import warnings
 
@@ -710,11 +711,21 @@ def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=
             if state["fn"] is fallback or not _is_compiler_error(error):
                 raise
             warnings.warn(f"`jit_compile=True`: torch.compile failed on `{fn.__name__}` "
-                          f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-                          f"{instead} from now on.")
+                          f"({_describe(error)}); {instead} from now on.")
             state["fn"] = fallback
             return fallback(*args, **kwargs)
     return run
+
+
+def _describe(error):
+    """'Type: first line of the message, raised at file:line' for `error`, or for the error it
+    wraps (inductor wraps its own; a failed `assert` there has no message)."""
+    error = getattr(error, "inner_exception", None) or error
+    message = (str(error).splitlines() or [""])[0][:200]
+    frames = traceback.extract_tb(error.__traceback__)
+    where = (f", raised at {frames[-1].filename.rsplit('site-packages/', 1)[-1]}:"
+             f"{frames[-1].lineno}" if frames else "")
+    return f"{type(error).__name__}{': ' + message if message else ''}{where}"
 
 
 def _is_compiler_error(error):
