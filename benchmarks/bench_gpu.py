@@ -1,6 +1,7 @@
 """ResNet50 training on a GPU with mixed precision: lamina against a hand-written AMP loop.
 
-Run: python benchmarks/bench_gpu.py [--batch 128] [--steps 20] [--reps 3] [--no-keras] [--write]
+Run: python benchmarks/bench_gpu.py [--batch 128] [--steps 20] [--reps 3] [--jit with|without|only]
+     [--no-keras] [--profile] [--write]
 (`--device cpu --batch 2 --steps 2 --reps 1` is a smoke run of the script without a GPU)
 
 Four runners train ResNet50 (224x224, 1000 classes, SGD) on the same random images, already
@@ -9,7 +10,9 @@ lamina `fit` under the "mixed_float16" policy, eagerly and with `jit_compile=Tru
 on torch with the same script when it is installed. They run interleaved; the table gives the
 median images/s over `--reps` epochs of `--steps` steps and, separately, the first epoch's time
 (building, cuDNN autotuning, compiling), and the peak GPU memory an epoch allocates beyond
-what its runner already held (activations, gradients, temporaries). `--write` appends the
+what its runner already held (activations, gradients, temporaries). A fifth runner puts lamina's
+ResNet50 into the hand-written loop: the gap between it and the loop is the layers', the gap
+between it and `fit` is the trainer's. `--write` appends the
 table to benchmarks/RESULTS.md.
 """
 import argparse
@@ -52,6 +55,27 @@ def torch_runner(x, y, batch):
     return epoch
 
 
+def lamina_model_runner(x, y, batch):
+    """Lamina's ResNet50 as a plain `nn.Module` in the hand-written loop: it splits lamina's gap
+    into what its layers cost and what `fit` adds around them."""
+    lamina.mixed_precision.set_global_policy("mixed_float16")  # the layers autocast themselves
+    model = lamina.applications.ResNet50(weights=None, classifier_activation=None)
+    lamina.mixed_precision.set_global_policy(None)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler(x.device.type)
+
+    def epoch():
+        perm = torch.randperm(x.shape[0], device=x.device)
+        for start in range(0, x.shape[0], batch):
+            idx = perm[start:start + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[idx], training=True).float(), y[idx])
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    return epoch
+
+
 def keras_api_runner(lib, x, y, batch, jit=False):
     lib.mixed_precision.set_global_policy("mixed_float16")
     model = lib.applications.ResNet50(weights=None)
@@ -83,6 +107,8 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument("--jit", choices=["with", "without", "only"], default="with",
+                        help="'only': the hand-written loop and lamina's compiled step alone")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--device", default="cuda", help="'cpu' for a smoke run of the script")
     parser.add_argument("--profile", action="store_true",
@@ -94,10 +120,13 @@ def main():
     rng = np.random.RandomState(0)
     x = torch.from_numpy(rng.rand(n, 224, 224, 3).astype("float32")).to(args.device)
     y = torch.from_numpy(rng.randint(0, 1000, n)).to(args.device)
-    runners = {"hand-written torch AMP": torch_runner(x, y, args.batch),
-               "lamina eager": keras_api_runner(lamina, x, y, args.batch),
-               "lamina jit_compile=True": keras_api_runner(lamina, x, y, args.batch, jit=True)}
-    if not args.no_keras:
+    runners = {"hand-written torch AMP": torch_runner(x, y, args.batch)}
+    if args.jit != "only":
+        runners["lamina's model in the hand-written loop"] = lamina_model_runner(x, y, args.batch)
+        runners["lamina eager"] = keras_api_runner(lamina, x, y, args.batch)
+    if args.jit != "without":
+        runners["lamina jit_compile=True"] = keras_api_runner(lamina, x, y, args.batch, jit=True)
+    if not args.no_keras and args.jit != "only":
         try:
             import keras
             # Keras gets numpy: its adapters copy each batch to the device themselves
@@ -134,7 +163,7 @@ def main():
         lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {first[name]:.1f} | {peak} |")
     print("\n".join(lines), flush=True)
     if args.profile:
-        profile(runners, ["hand-written torch AMP", "lamina eager"])
+        profile(runners, [name for name in runners if "jit" not in name])
     if args.write:
         with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "a") as f:
             f.write("\n## GPU: `python benchmarks/bench_gpu.py`\n\n" + "\n".join(lines) + "\n")
