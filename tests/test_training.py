@@ -464,6 +464,25 @@ def test_jit_compile_falls_back_to_eager_when_the_compiler_fails(monkeypatch):
     assert f"(InductorBug, raised at {__file__}:{line})" in str(caught[0].message)
 
 
+@pytest.mark.parametrize("version, device, reorders", [
+    ("2.11.0", "cuda", False), ("2.12.0", "cuda", None), ("2.11.0", "cpu", None)])
+def test_jit_compile_avoids_inductors_foreach_reordering_bug_before_torch_2_12(
+        monkeypatch, version, device, reorders):
+    """pytorch/pytorch#176591: on accelerators before torch 2.12, inductor's loop reordering
+    after fusion fails an assert when foreach updates fuse with reductions."""
+    from lamina.training.trainer import _compile
+    seen = {}
+
+    def recording_compile(fn, options=None, **kwargs):
+        seen.update(options)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    monkeypatch.setattr(torch, "__version__", torch.torch_version.TorchVersion(version))
+    _compile(lambda: None, torch.device(device))
+    assert seen.get("loop_ordering_after_fusion") is reorders
+
+
 class BatchHooks(keras.callbacks.Callback):
     """Records every batch hook call as (hook, step, number of predicted rows or None)."""
 

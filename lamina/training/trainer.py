@@ -690,6 +690,12 @@ def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=
     instead = ("running it eagerly" if fallback is fn
                else "compiling the forward pass and the update separately")
     options = {"cpp_wrapper": device.type == "cpu"}
+    if device.type != "cpu" and torch.__version__ < "2.12":
+        # Before 2.12 this inductor pass fails an `assert` where foreach kernels (every lamina
+        # optimizer's update) fuse with reductions over tensors of many shapes on CUDA
+        # (pytorch/pytorch#176591): likely the empty AssertionError that made ResNet50's
+        # compiled step fall back on an H200 with torch 2.11.
+        options["loop_ordering_after_fusion"] = False
     if inference and device.type == "cpu":
         options["layout_optimization"] = False
     if guards and hasattr(torch.compiler, "keep_tensor_guards_unsafe"):
