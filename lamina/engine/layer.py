@@ -37,8 +37,8 @@ _MISSING = object()
 
 class _CallState:
     """State of the outermost layer call: the `training` flag and the losses added inside. One
-    instance, `_CallContext`: dynamo traces writes to an object's attributes, but torch before
-    2.13 cannot trace writes to a class's, which broke every compiled step into layer calls."""
+    instance, `_CallContext`: dynamo traces writes to an object's attributes, but torch 2.11's
+    cannot trace writes to a class's (2.13's can), which broke compiled steps into layer calls."""
 
     def __init__(self):
         self.depth = 0
