@@ -127,8 +127,7 @@ class R2Score(Metric):
         self.class_aggregation = class_aggregation
         self.num_regressors = num_regressors
         self.num_samples = self.add_variable(shape=(), initializer="zeros", name="num_samples")
-        self._num_outputs = None
-        self._built = False
+        self._num_outputs = None  # set by `_build` at the first batch
 
     def _build(self, num_outputs):
         self._num_outputs = num_outputs
@@ -137,7 +136,6 @@ class R2Score(Metric):
         self.sum = self.add_variable(shape=shape, initializer="zeros", name="sum")
         self.total_mse = self.add_variable(shape=shape, initializer="zeros", name="residual")
         self.count = self.add_variable(shape=shape, initializer="zeros", name="count")
-        self._built = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = self._to_state(y_true, self.dtype)
@@ -147,7 +145,7 @@ class R2Score(Metric):
             raise ValueError("R2Score expects 2D inputs with shape (batch_size, output_dim). "
                              f"Received input shapes: y_pred.shape={tuple(y_pred.shape)} and "
                              f"y_true.shape={tuple(y_true.shape)}.")
-        if not self._built:
+        if self._num_outputs is None:
             self._build(int(y_pred.shape[-1]))
         elif y_pred.shape[-1] != self._num_outputs:
             raise ValueError(f"R2Score was built for {self._num_outputs} outputs, but received "
@@ -167,7 +165,7 @@ class R2Score(Metric):
         self.num_samples.add_(y_true.numel())  # a shape, known on the host: no device read
 
     def result(self):
-        if not self._built:  # nothing seen: as a reset metric, whose 0 / 0 is NaN
+        if self._num_outputs is None:  # nothing seen: as a reset metric, whose 0 / 0 is NaN
             return torch.full((), float("nan"), dtype=backend.torch_dtype(self.dtype),
                               device=self._state_device())
         total_sum = self.sum.as_subclass(torch.Tensor)
@@ -192,7 +190,7 @@ class R2Score(Metric):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A fresh metric has no per-output state yet: build it from the saved sums' shape.
         key = prefix + "sum"
-        if not self._built and key in state_dict:
+        if self._num_outputs is None and key in state_dict:
             self._build(int(state_dict[key].shape[0]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
