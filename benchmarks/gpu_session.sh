@@ -6,8 +6,10 @@
 # runs last; the benchmark prints each repetition as it ends, so a timeout still leaves numbers.
 # Offline-safe: nothing is installed, lamina runs from the checkout; Keras 3 is compared only
 # where it is already installed.
-#   bash benchmarks/gpu_session.sh 2>&1 | tee "${OUT:-.}/gpu_session.log"
-# dynamo's graph-break and recompile messages go to "${OUT:-.}/dynamo.log", apart from the table.
+#   bash benchmarks/gpu_session.sh [eager|jit] 2>&1 | tee "${OUT:-.}/gpu_session.log"
+# (one part only: `eager`, the eager runners; `jit`, the tests and the compiled step)
+# dynamo's graph-break and recompile messages, and inductor's reasons for skipping CUDA graphs,
+# go to "${OUT:-.}/dynamo.log", apart from the table.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
@@ -15,9 +17,15 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 # eager runners and their profiles first, then the tests; the compile, minutes long, comes last
-timeout 140 python3 benchmarks/bench_gpu.py --reps 5 --steps 20 --jit without --profile
+part="${1:-all}"
+if [ "$part" != jit ]; then
+    timeout 140 python3 benchmarks/bench_gpu.py --reps 5 --steps 20 --jit without --profile
+fi
+[ "$part" = eager ] && exit 0
 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py
-TORCH_LOGS=graph_breaks,recompiles timeout 330 python3 benchmarks/bench_gpu.py --reps 3 --steps 20 \
-    --jit only 2>"${OUT:-.}/dynamo.log"
-echo "exit $?; dynamo.log: $(grep -c 'Graph break' "${OUT:-.}/dynamo.log") graph breaks, $(grep -c 'Recompiling' "${OUT:-.}/dynamo.log") recompiles; its end:"
-tail -c 1500 "${OUT:-.}/dynamo.log"
+TORCH_LOGS=graph_breaks,recompiles,perf_hints timeout 330 python3 benchmarks/bench_gpu.py \
+    --reps 3 --steps 20 --jit only 2>"${OUT:-.}/dynamo.log"
+rc=$? log="${OUT:-.}/dynamo.log"
+echo "exit $rc; dynamo.log: $(grep -c 'Graph break' "$log") graph breaks, $(grep -c 'Recompiling' \
+    "$log") recompiles, $(grep -c 'skipping cudagraphs' "$log") CUDA graph skips; its end:"
+tail -c 1500 "$log"

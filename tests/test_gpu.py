@@ -95,20 +95,30 @@ def test_train_steps_never_wait_for_the_gpu(policy, jit):
         torch.cuda.set_sync_debug_mode(0)
 
 
-def test_jit_compile_matches_eager_on_the_gpu():
+def test_jit_compile_matches_eager_on_the_gpu_replaying_one_cuda_graph_per_step():
+    """The whole compiled step, metrics, momentum and moving statistics included, runs as a
+    CUDA graph (recorded once, no skip) and trains as the eager step does."""
+    from torch._dynamo.utils import counters
     x, y = data()
-    results = []
+    results, before = [], dict(counters["inductor"])
     for jit in (False, True):
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((12, 12, 3)), layers.Flatten(),
-                                  layers.Dense(16, activation="relu"), layers.Dense(4)])
-        model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=jit,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-        results.append(model.get_weights())
-    for eager, compiled in zip(*results):
-        np.testing.assert_allclose(compiled, eager, atol=1e-4)
+                                  layers.Dense(16, activation="relu"),
+                                  layers.BatchNormalization(), layers.Dense(4)])
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=jit,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history
+        results.append((model.get_weights(), history["loss"] + history["accuracy"]))
+    (eager, eager_logs), (compiled, compiled_logs) = results
+    for a, b in zip(eager, compiled):
+        np.testing.assert_allclose(b, a, atol=1e-4)
+    np.testing.assert_allclose(compiled_logs, eager_logs, atol=1e-4)
+    assert counters["inductor"]["cudagraph_skips"] == before.get("cudagraph_skips", 0)
+    recorded = counters["inductor"]["cudagraph_recorded_non_static_inputs"]
+    assert recorded > before.get("cudagraph_recorded_non_static_inputs", 0)
 
 
 def test_lstm_on_cudnn_matches_the_cpu():

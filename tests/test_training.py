@@ -483,6 +483,31 @@ def test_jit_compile_avoids_inductors_foreach_reordering_bug_before_torch_2_12(
     assert seen.get("loop_ordering_after_fusion") is reorders
 
 
+@pytest.mark.parametrize("device, static, graphs", [
+    ("cuda", True, True), ("cuda", False, None), ("cpu", True, None)])
+def test_jit_compile_replays_a_step_with_listed_state_as_a_cuda_graph_on_cuda(
+        monkeypatch, device, static, graphs):
+    """The tensors a CUDA-graphed step updates are marked static once, before its first call
+    (cudagraphs keeps them at their addresses instead of copying them in and out)."""
+    from lamina.training.trainer import _compile
+    seen, marked = {}, []
+    state = [torch.zeros(2), torch.ones(())]
+
+    def recording_compile(fn, options=None, **kwargs):
+        seen.update(options)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    monkeypatch.setattr(torch._dynamo, "mark_static_address",
+                        lambda tensor, guard: marked.append((tensor, guard)))
+    step = _compile(lambda: "stepped", torch.device(device),
+                    static=(lambda: state) if static else None)
+    assert seen.get("triton.cudagraphs") is graphs and marked == []
+    assert step() == step() == "stepped"
+    assert [(id(t), guard) for t, guard in marked] == (
+        [(id(t), False) for t in state] if graphs else [])
+
+
 class BatchHooks(keras.callbacks.Callback):
     """Records every batch hook call as (hook, step, number of predicted rows or None)."""
 
@@ -904,3 +929,57 @@ def test_returned_log_dicts_are_sorted_by_key_and_lists_follow_metrics_names():
     assert values == pytest.approx([logs[name] for name in model.metrics_names])
     assert model.metrics_names[0] == "loss"
     assert list(model.train_on_batch(x, y, return_dict=True)) == list(logs)
+
+
+class _InPlaceWrites(torch.utils._python_dispatch.TorchDispatchMode):
+    """Storages that existed before the mode was entered and that some op wrote in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.fresh, self.written = set(), set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        schema = func._schema
+        values = dict(zip((a.name for a in schema.arguments), args)) | kwargs
+        writes = [values.get(a.name) for a in schema.arguments
+                  if a.alias_info is not None and a.alias_info.is_write]
+        for tensor in writes:
+            if isinstance(tensor, torch.Tensor) and _storage(tensor) not in self.fresh:
+                self.written.add(_storage(tensor))
+        if not writes and not any(r.alias_info for r in schema.returns):
+            for tensor in torch.utils._pytree.tree_leaves(out):
+                if isinstance(tensor, torch.Tensor):
+                    self.fresh.add(_storage(tensor))
+        return out
+
+
+def _storage(tensor):
+    return tensor.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_momentum", "adam", "loss_scale"])
+def test_whole_train_step_lists_all_the_state_it_updates(monkeypatch, optimizer):
+    """On CUDA the whole step is one CUDA graph, which takes in-place updates only of tensors
+    marked static: `_step_state` must list every tensor the step writes besides the model's."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # the step runs eagerly
+    inner = (keras.optimizers.Adam(0.01) if optimizer == "adam"
+             else keras.optimizers.SGD(0.1, momentum=0.9))
+    opt = keras.optimizers.LossScaleOptimizer(inner) if optimizer == "loss_scale" else inner
+    model = keras.Sequential([layers.Input((4,)), layers.Dense(8, activation="relu"),
+                              layers.BatchNormalization(), layers.Dense(3)])
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy",
+                           keras.metrics.SparseCategoricalCrossentropy(from_logits=True)],
+                  jit_compile=True)
+    x, y = np.random.rand(8, 4).astype("float32"), np.arange(8) % 3
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    trainer = model._trainer
+    xt, yt = torch.as_tensor(x[:4]), torch.as_tensor(y[:4])
+    with _InPlaceWrites() as writes:
+        trainer._whole_train_step(xt, yt, None)
+    model_state = {_storage(t) for t in [*model.parameters(), *model.buffers()]}
+    listed = {_storage(t) for t in trainer._step_state()}
+    assert writes.written - model_state, "the step updated no state of its own"
+    assert writes.written - model_state - listed == set()

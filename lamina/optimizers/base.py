@@ -290,6 +290,11 @@ class Optimizer:
             head.append(self._learning_rate_tensor)
         return head + [t for _, t in self._state]
 
+    def _step_tensors(self):
+        """Every tensor an update writes in place, for a CUDA graph of the train step to keep at
+        a fixed address."""
+        return self.variables
+
     def _device(self):
         return self._iterations.device
 

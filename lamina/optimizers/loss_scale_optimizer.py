@@ -74,6 +74,9 @@ class LossScaleOptimizer(Optimizer):
     def variables(self):
         return super().variables + self.inner_optimizer.variables
 
+    def _step_tensors(self):
+        return super()._step_tensors() + ([self._scaler.found_inf] if self.built else [])
+
     @property
     def step_counter(self):
         """Finite steps since the scale last changed (a 0-d int32 tensor), as in Keras."""

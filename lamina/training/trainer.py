@@ -65,6 +65,10 @@ class _MeanTracker:
             return torch.tensor(0.0)
         return self.total / self.count.clamp_min(1)
 
+    @property
+    def variables(self):
+        return [] if self.total is None else [self.total, self.count]
+
     def reset(self):
         if self.total is not None:
             self.total.zero_()
@@ -235,11 +239,20 @@ class Trainer:
             return split
         self._trainable, self._trainable_names = trainable, [names[id(p)] for p in trainable]
         step = _compile(self._whole_train_step, device, fullgraph=True, fallback=split,
-                        guards=_step_guards)
+                        guards=_step_guards, static=self._step_state)
         if self.steps_per_execution > 1:
             self._compiled_group = _compile(self._whole_train_steps, device, fullgraph=True,
-                                            fallback=self._each_step, guards=_step_guards)
+                                            fallback=self._each_step, guards=_step_guards,
+                                            static=self._step_state)
         return step
+
+    def _step_state(self):
+        """The tensors a whole train step updates in place besides the model's weights and
+        buffers: the optimizer's and the metrics' state."""
+        tensors = list(self.optimizer._step_tensors())
+        for metric in self.metrics:
+            tensors += metric.variables
+        return tensors
 
     def _class_weight_table(self, class_weight, sample_weight, device):
         """`{class: weight}` as a device lookup table, for the training steps of one call."""
@@ -676,7 +689,8 @@ def _step_guards(entries):
     return keep
 
 
-def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=False):
+def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=False,
+             static=None):
     """`torch.compile(fn)` that falls back, with a warning saying why, when torch cannot compile
     it (no compiler, an unsupported construct, a compiler bug) — at wrap or first call — to
     `fallback`, by default `fn` run eagerly. Shapes are static: a last, smaller batch costs one
@@ -685,7 +699,10 @@ def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=
     faster on the MLP and convnet steps, 23% on the LSTM's 50 unrolled time steps. CPU forward
     passes (`inference`) run without inductor's layout optimization, which re-lays out the
     channels-last activations around convolutions: ResNet50 predict 1.38x faster without it,
-    the convnet's 1.0-1.33x; the convnet's train step is 1.5x faster with it."""
+    the convnet's 1.0-1.33x; the convnet's train step is 1.5x faster with it. On CUDA a
+    function given `static`, a callable listing the tensors it updates in place, is replayed as
+    one CUDA graph (inductor's cudagraphs): a step no longer launches its kernels one by one
+    from the host; those tensors, marked before the first call, keep their addresses."""
     fallback = fallback or fn
     instead = ("running it eagerly" if fallback is fn
                else "compiling the forward pass and the update separately")
@@ -693,9 +710,12 @@ def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=
     if device.type != "cpu" and torch.__version__ < "2.12":
         # Before 2.12 this inductor pass fails an `assert` where foreach kernels (every lamina
         # optimizer's update) fuse with reductions over tensors of many shapes on CUDA
-        # (pytorch/pytorch#176591): likely the empty AssertionError that made ResNet50's
-        # compiled step fall back on an H200 with torch 2.11.
+        # (pytorch/pytorch#176591): the empty AssertionError that made ResNet50's compiled
+        # step fall back on an H200 with torch 2.11, where the whole step compiles without it.
         options["loop_ordering_after_fusion"] = False
+    cudagraphs = static is not None and device.type == "cuda"
+    if cudagraphs:
+        options["triton.cudagraphs"] = True
     if inference and device.type == "cpu":
         options["layout_optimization"] = False
     if guards and hasattr(torch.compiler, "keep_tensor_guards_unsafe"):
@@ -707,10 +727,13 @@ def _compile(fn, device, fullgraph=False, fallback=None, guards=None, inference=
         warnings.warn(f"`jit_compile=True` could not use torch.compile ({error}); "
                       f"{instead} instead.")
         return fallback
-    state = {"fn": compiled}
+    state = {"fn": compiled, "unmarked": cudagraphs}
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        if state.pop("unmarked", False):
+            for tensor in static():
+                torch._dynamo.mark_static_address(tensor, guard=False)
         try:
             return state["fn"](*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - a real error re-raises from the eager call
