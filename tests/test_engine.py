@@ -10,6 +10,7 @@ import torch
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import lamina as keras  # noqa: E402
+from keras_reference import to_numpy  # noqa: E402
 from lamina import layers  # noqa: E402
 
 
@@ -230,6 +231,36 @@ def test_embedding_mask_and_masking():
     np.testing.assert_array_equal(masked._keras_mask.numpy(), [[True, False, True]])
     legacy = layers.Embedding(10, 3, input_length=4)
     assert legacy._batch_input_shape == (None, 4)
+
+
+@pytest.mark.parametrize("merge, kwargs", [
+    ("Add", {}), ("Subtract", {}), ("Multiply", {}), ("Average", {}), ("Maximum", {}),
+    ("Minimum", {}), ("Concatenate", {}), ("Concatenate", {"axis": 1})])
+@pytest.mark.parametrize("masked", ["both", "first"])
+def test_merge_layers_values_and_masks_match_real_keras(merge, kwargs, masked):
+    """Masked inputs (padded steps), eager and in a functional model: values and output mask
+    as Keras 3 gives them (masks OR-ed; Maximum, Minimum and Multiply skip masked steps)."""
+    real = pytest.importorskip("keras")
+    rng = np.random.RandomState(0)
+    a, b = rng.randn(2, 4, 3).astype("float32"), rng.randn(2, 4, 3).astype("float32")
+    a[0, 1], a[1, 3], b[0, 1], b[0, 2] = 0, 0, 0, 0
+    results = {}
+    for name, K in (("lamina", keras), ("keras", real)):
+        inputs = [K.Input((4, 3)), K.Input((4, 3))]
+        masking = [K.layers.Masking()(inputs[0]),
+                   K.layers.Masking()(inputs[1]) if masked == "both" else inputs[1]]
+        model = K.Model(inputs, getattr(K.layers, merge)(**kwargs)(masking))
+        eager = getattr(K.layers, merge)(**kwargs)(
+            [K.layers.Masking()(a), K.layers.Masking()(b) if masked == "both" else b])
+        results[name] = []
+        for out in (model([a, b]), eager):
+            mask = getattr(out, "_keras_mask", None)
+            results[name].append((to_numpy(out), None if mask is None else to_numpy(mask)))
+    for (ours, our_mask), (theirs, their_mask) in zip(results["lamina"], results["keras"]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+        assert (our_mask is None) == (their_mask is None)
+        if our_mask is not None:
+            np.testing.assert_array_equal(our_mask, their_mask)
 
 
 def test_merge_layers_values():

@@ -41,6 +41,23 @@ def test_mixed_bfloat16_computes_low_keeps_float32_weights_and_trains():
     assert model.predict(x[:3], verbose=0).dtype == np.float32  # numpy has no bfloat16
 
 
+@pytest.mark.parametrize("pack", [list, tuple])
+def test_merge_layer_casts_each_input_of_its_list_keeping_masks(pack):
+    """A merge layer takes one list (or tuple) of tensors: under a mixed policy each floating
+    input is cast to the compute dtype, its mask kept; integer inputs stay as they are."""
+    mixed_precision.set_global_policy("mixed_bfloat16")
+    a, b = torch.full((2, 3), 1.5), torch.full((2, 3), 2.25, dtype=torch.bfloat16)
+    a._keras_mask, b._keras_mask = torch.tensor([True, False]), torch.tensor([False, False])
+    added = layers.Add()(pack([a, b]))
+    assert added.dtype == torch.bfloat16
+    np.testing.assert_array_equal(added.float().numpy(), np.full((2, 3), 3.75))
+    np.testing.assert_array_equal(added._keras_mask.numpy(), [True, False])
+    ints = torch.arange(6).reshape(2, 3)
+    joined = layers.Concatenate()(pack([ints, ints]))
+    assert joined.dtype == torch.int64 and joined.tolist() == [[0, 1, 2, 0, 1, 2],
+                                                             [3, 4, 5, 3, 4, 5]]
+
+
 @pytest.mark.parametrize("reads_flag", [True, False])
 def test_loss_scaler_step_unscales_and_skips_an_overflowing_update(reads_flag):
     param = torch.nn.Parameter(torch.ones(2))

@@ -391,20 +391,22 @@ class Layer(nn.Module):
 
     # ---------------------------------------------------------------- calling
     def forward(self, *args, **kwargs):
-        plain = len(args) == 1 and type(args[0]) is torch.Tensor  # the common, fast case
-        if not plain and (kt.any_symbolic(args) or kt.any_symbolic(kwargs)):
+        # The common, fast cases: one tensor, or one list of tensors (a merge layer's inputs).
+        plain = len(args) == 1 and type(args[0]) is torch.Tensor
+        listed = not plain and len(args) == 1 and _tensor_list(args[0])
+        if not (plain or listed) and (kt.any_symbolic(args) or kt.any_symbolic(kwargs)):
             return self._symbolic_call(args, kwargs)
         outer = _CallContext.depth == 0
         if outer and not torch.compiler.is_compiling():
             args, kwargs = _place_inputs(self, args, kwargs)
-        elif args and not isinstance(args[0], torch.Tensor):
+        elif args and not plain and not listed and not isinstance(args[0], torch.Tensor):
             args = (_to_tensor(args[0], self.dtype),) + args[1:]
         if not self.built:
             self._check_input_spec(args[0] if args else None)
             self._maybe_build(args, kwargs)
         target = self._input_dtype()
         if target is not None:
-            args, kwargs = _cast_floats(args, kwargs, target, plain)
+            args, kwargs = _cast_floats(args, kwargs, target, plain, listed)
         training = kwargs.get("training")
         if self._call_takes_training:
             if training is None:
@@ -414,7 +416,7 @@ class Layer(nn.Module):
         elif "training" in kwargs:
             del kwargs["training"]
         if self._call_takes_mask and kwargs.get("mask") is None and args:
-            mask = getattr(args[0], "_keras_mask", None)
+            mask = _input_mask(args[0])
             if mask is not None:
                 kwargs["mask"] = mask
         if outer:
@@ -434,7 +436,7 @@ class Layer(nn.Module):
                 self.add_loss(self.activity_regularizer(out) / out.shape[0])
         makes_mask = type(self).compute_mask is not Layer.compute_mask
         if makes_mask or self.supports_masking:
-            mask = kwargs.get("mask", getattr(args[0], "_keras_mask", None) if args else None)
+            mask = kwargs.get("mask", _input_mask(args[0]) if args else None)
             if mask is not None or makes_mask:
                 out_mask = self.compute_mask(args[0] if args else None, mask)
                 if out_mask is not None:
@@ -631,13 +633,17 @@ class Layer(nn.Module):
         return f"name={self.name!r}"
 
 
-def _cast_floats(args, kwargs, dtype, plain):
+def _cast_floats(args, kwargs, dtype, plain, listed=False):
     """`args` and `kwargs` with their floating tensors cast to `dtype` (masks kept), as Keras
-    casts a layer's inputs to its compute dtype."""
+    casts a layer's inputs to its compute dtype. `plain`: `args` is one tensor; `listed`: one
+    list of tensors."""
     if plain:
         x = args[0]
         if x.dtype is not dtype and x.is_floating_point():
             args = (_cast_keeping_mask(x, dtype),)
+    elif listed:
+        if any(x.dtype is not dtype and x.is_floating_point() for x in args[0]):
+            args = _cast_structure(args, dtype)
     else:
         args = _cast_structure(args, dtype)
     for key, value in kwargs.items():
@@ -674,7 +680,25 @@ def _cast_keeping_mask(x, dtype):
     return x
 
 
+def _input_mask(first):
+    """The Keras mask of a layer's first input: a tensor's, or for a list of tensors the list
+    of their masks (None where none has one), as Keras passes a merge layer."""
+    if type(first) in (list, tuple):
+        masks = [getattr(x, "_keras_mask", None) for x in first]
+        return masks if any(m is not None for m in masks) else None
+    return getattr(first, "_keras_mask", None)
+
+
+def _tensor_list(value):
+    """Whether `value` is a non-empty list or tuple of plain tensors."""
+    return (type(value) in (list, tuple) and len(value) > 0
+            and all(type(v) is torch.Tensor for v in value))
+
+
 def _device_of(structure):
+    first = structure[0] if type(structure) is tuple and structure else None
+    if _tensor_list(first):
+        return first[0].device
     for leaf in kt.flatten(structure):
         if isinstance(leaf, torch.Tensor):
             return leaf.device

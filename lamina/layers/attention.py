@@ -102,16 +102,9 @@ class Attention(Layer):
             summed = self.scale * summed
         return self.concat_score_weight * torch.sum(torch.tanh(summed), dim=-1)
 
-    @staticmethod
-    def _input_masks(inputs):
-        masks = [getattr(t, "_keras_mask", None) for t in inputs]
-        return masks if any(m is not None for m in masks) else None
-
     def call(self, inputs, mask=None, training=None, return_attention_scores=False,
              use_causal_mask=False):
         self._validate_inputs(inputs, mask)
-        if mask is None:
-            mask = self._input_masks(inputs)
         query = inputs[0]
         value = _tensor(inputs[1], query)
         key = _tensor(inputs[2], query) if len(inputs) > 2 else value
@@ -150,8 +143,6 @@ class Attention(Layer):
 
     def compute_mask(self, inputs, mask=None):
         self._validate_inputs(inputs, mask)
-        if mask is None:
-            mask = self._input_masks(inputs)
         if mask is None or mask[0] is None:
             return None
         return mask[0]

@@ -38,10 +38,47 @@ class _Merge(Layer):
         return functools.reduce(self._merge, inputs)
 
     def compute_mask(self, inputs, mask=None):
-        if mask is None or not isinstance(mask, (list, tuple)) or all(m is None for m in mask):
+        """A step is kept where any input keeps it (Keras 3); no mask unless every input has
+        one."""
+        if mask is None:
             return None
-        masks = [m for m in mask if m is not None]
-        return functools.reduce(torch.logical_and, masks)
+        _check_masks(inputs, mask)
+        if any(m is None for m in mask):
+            return None
+        return functools.reduce(torch.logical_or, mask)
+
+
+def _check_masks(inputs, mask):
+    if not isinstance(mask, (list, tuple)):
+        raise ValueError(f"`mask` should be a list. Received: mask={mask}")
+    if not isinstance(inputs, (list, tuple)):
+        raise ValueError(f"`inputs` should be a list. Received: inputs={inputs}")
+    if len(mask) != len(inputs):
+        raise ValueError("The lists `inputs` and `mask` should have the same length. Received: "
+                         f"{len(inputs)} inputs and {len(mask)} masks")
+
+
+def _value_mask(x):
+    """`x`'s Keras mask broadcast over its last (feature) axis; None without one."""
+    mask = getattr(x, "_keras_mask", None)
+    return None if mask is None else mask.unsqueeze(-1).expand(x.shape)
+
+
+class _MaskedExtremum(_Merge):
+    """Maximum or Minimum where a masked step of one input takes the other input's value, so
+    that a padded step never wins."""
+
+    def call(self, inputs):
+        out, out_mask = inputs[0], _value_mask(inputs[0])
+        for x in inputs[1:]:
+            mask = _value_mask(x)
+            if mask is not None:
+                x = torch.where(mask, x, out)
+            if out_mask is not None:
+                out = torch.where(out_mask, out, x)
+            out_mask = None if mask is None or out_mask is None else out_mask | mask
+            out = self._merge(out, x)
+        return out
 
 
 class Add(_Merge):
@@ -63,15 +100,25 @@ class Subtract(_Merge):
 
 
 class Multiply(_Merge):
-    """Element-wise product of the inputs."""
-    _merge = staticmethod(torch.mul)
+    """Element-wise product of the inputs. A masked step counts as 1; where every input is
+    masked (all have masks) the product is 0."""
+
+    def call(self, inputs):
+        masks = [_value_mask(x) for x in inputs]
+        if all(m is None for m in masks):
+            return functools.reduce(torch.mul, inputs)
+        factors = [x if m is None else torch.where(m, x, 1) for x, m in zip(inputs, masks)]
+        out = functools.reduce(torch.mul, factors)
+        if all(m is not None for m in masks):
+            out = torch.where(functools.reduce(torch.logical_or, masks), out, 0)
+        return out
 
 
-class Maximum(_Merge):
+class Maximum(_MaskedExtremum):
     _merge = staticmethod(torch.maximum)
 
 
-class Minimum(_Merge):
+class Minimum(_MaskedExtremum):
     _merge = staticmethod(torch.minimum)
 
 
@@ -107,13 +154,17 @@ class Concatenate(_Merge):
         return torch.cat(list(inputs), dim=self.axis)
 
     def compute_mask(self, inputs, mask=None):
-        if mask is None or not isinstance(mask, (list, tuple)) or all(m is None for m in mask):
+        """The masks, broadcast over each input's features (all kept where an input has no
+        mask), concatenated like the inputs; a step is kept where any of its features is."""
+        if mask is None:
             return None
-        full = [torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device) if m is None else m
+        _check_masks(inputs, mask)
+        if all(m is None for m in mask):
+            return None
+        full = [torch.ones_like(x, dtype=torch.bool) if m is None
+                else m.unsqueeze(-1).expand(x.shape) if m.dim() < x.dim() else m
                 for x, m in zip(inputs, mask)]
-        if self.axis in (-1, inputs[0].dim() - 1):
-            return functools.reduce(torch.logical_and, full)
-        return torch.cat(full, dim=self.axis)
+        return torch.cat(full, dim=self.axis).any(dim=-1)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
