@@ -263,6 +263,21 @@ def test_merge_layers_values_and_masks_match_real_keras(merge, kwargs, masked):
             np.testing.assert_array_equal(our_mask, their_mask)
 
 
+def test_functional_model_runs_merge_nodes_on_lists_tuples_and_repeated_tensors():
+    """A node called on one list of tensors (the fast path), on a tuple and on the same tensor
+    twice gets its inputs in the order it was built with."""
+    a, b = keras.Input((2,)), keras.Input((2,))
+    doubled = layers.Add()([a, a])
+    joined = layers.Concatenate()((b, doubled))
+    outputs = layers.Subtract()([joined, layers.Concatenate()([doubled, b])])
+    model = keras.Model([a, b], [doubled, joined, outputs])
+    x, y = np.array([[1.0, 2.0]], "float32"), np.array([[10.0, 20.0]], "float32")
+    got = [t.numpy() for t in model([x, y])]
+    np.testing.assert_array_equal(got[0], [[2.0, 4.0]])
+    np.testing.assert_array_equal(got[1], [[10.0, 20.0, 2.0, 4.0]])
+    np.testing.assert_array_equal(got[2], [[8.0, 16.0, -8.0, -16.0]])
+
+
 def test_merge_layers_values():
     a = np.array([[1.0, 5.0]], "float32")
     b = np.array([[3.0, 2.0]], "float32")

@@ -152,7 +152,7 @@ class Functional(Model):
 
     # --------------------------------------------------------------- execution
     def _make_plan(self):
-        """One step per node: its layer, whether it takes one tensor alone, the slots it reads
+        """One step per node: its layer, how it is called (`calling`), the slots it reads
         and writes, and the slots it reads last. Those are emptied once it has run, so that
         each intermediate tensor is freed after its last use, as in a hand-written forward
         (else a forward pass would hold every activation of the model at once)."""
@@ -160,12 +160,15 @@ class Functional(Model):
         steps = []
         for node in self._nodes:
             in_ids = [index[id(t)] for t in node.input_tensors]
-            simple = (len(node.call_args) == 1 and isinstance(node.call_args[0], KerasTensor)
-                      and not node.call_kwargs)
+            # `calling`: 1, on one tensor; 2, on one list of tensors (a merge layer); 0, as the
+            # node recorded it.
+            alone = node.call_args[0] if len(node.call_args) == 1 and not node.call_kwargs else None
+            calling = (1 if isinstance(alone, KerasTensor) else 2 if type(alone) is list and all(
+                isinstance(t, KerasTensor) for t in alone) else 0)
             for t in node.output_tensors:
                 index[id(t)] = len(index)
             out_ids = [index[id(t)] for t in node.output_tensors]
-            steps.append((node.layer, simple, in_ids, node, out_ids))
+            steps.append((node.layer, calling, in_ids, node, out_ids))
         self._output_ids = [index[id(t)] for t in self._outputs]
         self._slot_count = len(index)
         self._input_dtypes = [backend.torch_dtype(t.dtype) for t in self._inputs]
@@ -206,9 +209,11 @@ class Functional(Model):
             elif isinstance(x, torch.Tensor) and x.dtype is not self._input_dtypes[i]:
                 x = _cast_keeping_mask(x, self._input_dtypes[i])  # as Keras: per input
             values[i] = x
-        for layer, simple, in_ids, node, out_ids, frees in self._plan:
-            if simple:
+        for layer, calling, in_ids, node, out_ids, frees in self._plan:
+            if calling == 1:
                 outputs = layer(values[in_ids[0]])
+            elif calling == 2:
+                outputs = layer([values[i] for i in in_ids])
             else:
                 outputs = _call_node(layer, node, [values[i] for i in in_ids])
             if len(out_ids) == 1:
