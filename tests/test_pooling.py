@@ -219,6 +219,12 @@ def test_channels_last_output_is_contiguous():
 def test_bad_inputs():
     with pytest.raises(ValueError, match=r"pool2d.*expected ndim=4, found ndim=3"):
         P.MaxPooling2D(name="pool2d")(_data((2, 8, 3)))
+    pool = P.MaxPooling2D(name="checked_again")
+    pool(_data((2, 8, 8, 3)))  # a good shape first: each new shape is checked again
+    with pytest.raises(ValueError, match=r"checked_again.*expected ndim=4, found ndim=3"):
+        pool(_data((2, 8, 3)))
+    with pytest.raises(ValueError, match=r"checked_again.*pool size \(2, 2\).*\(1, 1\)"):
+        pool(_data((2, 1, 1, 3)))
     with pytest.raises(ValueError, match=r"pool1d.*expected ndim=3"):
         P.MaxPooling1D(name="pool1d")(lamina.Input(shape=(4, 4, 3)))
     with pytest.raises(ValueError, match=r"big.*pool size \(5, 5\).*\(3, 3\)"):

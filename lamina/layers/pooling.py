@@ -40,14 +40,14 @@ class BasePooling(Layer):
 
     _pads_memo = None  # (input shape less the batch axis, its pads)
 
-    def _work_out_pads(self, shape):
-        self._check(shape)
-        return U.conv_pads(U.spatial_shape(shape, self.data_format), self.pool_size,
+    def _work_out_pads(self, inputs):
+        U.check_rank(self, inputs, self.rank)
+        self._check(inputs.shape)
+        return U.conv_pads(U.spatial_shape(inputs.shape, self.data_format), self.pool_size,
                            self.strides, (1,) * self.rank, self.padding)
 
     def call(self, inputs):
-        U.check_rank(self, inputs, self.rank)
-        pads = U.memo_pads(self, inputs.shape, self._work_out_pads)
+        pads = U.memo_pads(self, inputs, self._work_out_pads)
         x = U.to_torch(inputs, self.data_format)
         kernel = U.torch_tuple(self.pool_size, self.rank)
         strides = U.torch_tuple(self.strides, self.rank)

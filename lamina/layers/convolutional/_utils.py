@@ -74,22 +74,22 @@ def spatial_shape(shape, data_format):
     return tuple(shape[1:-1]) if data_format == "channels_last" else tuple(shape[2:])
 
 
+_TO_FIRST = {3: (0, 2, 1), 4: (0, 3, 1, 2), 5: (0, 4, 1, 2, 3)}  # channels last -> first
+_TO_LAST = {3: (0, 2, 1), 4: (0, 2, 3, 1), 5: (0, 2, 3, 4, 1)}  # by the tensor's rank
+
+
 def to_torch(x, data_format):
     """Channels-first view of a Keras input; 1D inputs get a unit height axis."""
     if x.dim() == 3:
         x = x.unsqueeze(1) if data_format == "channels_last" else x.unsqueeze(2)
-    if data_format == "channels_last":
-        x = x.permute(0, x.dim() - 1, *range(1, x.dim() - 1))
-    return x
+    return x.permute(_TO_FIRST[x.dim()]) if data_format == "channels_last" else x
 
 
 def from_torch(y, data_format, rank):
     """Undo `to_torch` on a channels-first result."""
     if rank == 1:
         y = y.squeeze(2)
-    if data_format == "channels_last":
-        y = y.permute(0, *range(2, y.dim()), 1)
-    return y
+    return y.permute(_TO_LAST[y.dim()]) if data_format == "channels_last" else y
 
 
 def as_torch_kernel(weight, rank):
@@ -149,15 +149,15 @@ def check_output_sizes(layer, shape, data_format, kernel, strides, dilation, pad
     return outs
 
 
-def memo_pads(layer, shape, work_out):
-    """`work_out(shape)`, a window layer's per-axis pads with its size checks, worked out again
-    in eager calls only when the shape (less the batch axis) changes: a layer mostly sees one.
-    Compiled code works them out while it is traced."""
+def memo_pads(layer, inputs, work_out):
+    """`work_out(inputs)`, a window layer's per-axis pads with its checks of the inputs' shape,
+    worked out again in eager calls only when that shape (less the batch axis) changes: a layer
+    mostly sees one, which passed the checks. Compiled code works them out while traced."""
     if torch.compiler.is_compiling():
-        return work_out(shape)
+        return work_out(inputs)
     memo = layer._pads_memo
-    if memo is None or memo[0] != shape[1:]:
-        memo = layer._pads_memo = (shape[1:], work_out(shape))
+    if memo is None or memo[0] != inputs.shape[1:]:
+        memo = layer._pads_memo = (inputs.shape[1:], work_out(inputs))
     return memo[1]
 
 

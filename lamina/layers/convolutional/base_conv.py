@@ -97,11 +97,14 @@ class _ConvBase(Layer):
     _pads_memo = None  # (input shape less the batch axis, its pads)
 
     def _pads(self, inputs):
-        """Per-axis pads for `inputs`, its spatial size checked."""
-        return U.memo_pads(self, inputs.shape, self._work_out_pads)
+        """Per-axis pads for `inputs`, whose rank, channels and spatial size are checked when
+        their shape is new."""
+        return U.memo_pads(self, inputs, self._work_out_pads)
 
-    def _work_out_pads(self, shape):
-        U.check_output_sizes(self, tuple(shape), self.data_format, self.kernel_size,
+    def _work_out_pads(self, inputs):
+        self._check_inputs(inputs)
+        shape = tuple(inputs.shape)
+        U.check_output_sizes(self, shape, self.data_format, self.kernel_size,
                              self.strides, self.dilation_rate, self.padding, "kernel size")
         return U.conv_pads(U.spatial_shape(shape, self.data_format), self.kernel_size,
                            self.strides, self.dilation_rate, self.padding)
@@ -187,7 +190,6 @@ class BaseConv(_ConvBase):
         self.bias = self._add_bias(self.filters)
 
     def call(self, inputs):
-        self._check_inputs(inputs)
         pads = self._pads(inputs)
         x = U.to_torch(inputs, self.data_format)
         y = self._convolve(x, self.kernel, self.bias, pads, self.groups)

@@ -48,7 +48,6 @@ class BaseDepthwiseConv(_ConvBase):
         return kernel.reshape((channels * multiplier, 1) + tuple(kernel.shape[2:])), channels
 
     def call(self, inputs):
-        self._check_inputs(inputs)
         pads = self._pads(inputs)
         weight, groups = self._grouped_kernel(self.kernel)
         y = self._convolve(U.to_torch(inputs, self.data_format), weight, self.bias, pads, groups)
@@ -133,7 +132,6 @@ class BaseSeparableConv(BaseDepthwiseConv):
         self.bias = self._add_bias(self.filters)
 
     def call(self, inputs):
-        self._check_inputs(inputs)
         pads = self._pads(inputs)
         weight, groups = self._grouped_kernel(self.depthwise_kernel)
         x = self._convolve(U.to_torch(inputs, self.data_format), weight, None, pads, groups)
