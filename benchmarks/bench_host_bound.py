@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -23,7 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 import lamina  # noqa: E402
+from bench_step_overhead import ms_per_step  # noqa: E402
 from lamina import layers  # noqa: E402
 
 BATCH, SIZE, CHANNELS, BLOCKS, CLASSES = 2, 4, 16, 16, 10
@@ -116,15 +117,7 @@ def main():
     print(f"{BLOCKS} residual blocks on {BATCH}x{SIZE}x{SIZE}x{CHANNELS}, SGD, 1 thread, "
           f"torch {torch.__version__}, median of {args.reps} epochs of {args.steps} steps")
     for policy in (None, "mixed_bfloat16"):
-        runs = runners(x, y, policy)
-        times = {name: [] for name in runs}
-        for run in runs.values():
-            run()  # build, first-step allocations
-        for _ in range(args.reps):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                times[name].append((time.perf_counter() - start) / args.steps * 1e3)
+        times = ms_per_step(runners(x, y, policy), args.reps, args.steps)
         base = statistics.median(times["hand-written torch"])
         for name, t in times.items():
             ms = statistics.median(t)

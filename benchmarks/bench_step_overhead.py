@@ -51,6 +51,20 @@ def lamina_runner(x, y):
     return lambda: model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
 
 
+def ms_per_step(runners, reps, steps):
+    """{name: [ms a step, one per repetition]} of `runners` (each runs one epoch of `steps`
+    steps), run once untimed, then interleaved `reps` times."""
+    times = {name: [] for name in runners}
+    for run in runners.values():
+        run()  # build, first-step allocations
+    for _ in range(reps):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) / steps * 1e3)
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=21)
@@ -62,14 +76,7 @@ def main():
     x = torch.from_numpy(rng.rand(n, SIZE, SIZE, 3).astype("float32"))
     y = torch.from_numpy(rng.randint(0, CLASSES, n))
     runners = {"hand-written torch": loop_runner(x, y), "lamina": lamina_runner(x, y)}
-    times = {name: [] for name in runners}
-    for run in runners.values():
-        run()  # build, first-step allocations
-    for _ in range(args.reps):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) / args.steps * 1e3)
+    times = ms_per_step(runners, args.reps, args.steps)
     for name, t in times.items():
         print(f"{name}: {statistics.median(t):.1f} ms/step")
     extra = statistics.median(a - b for a, b in zip(times["lamina"], times["hand-written torch"]))
