@@ -58,10 +58,15 @@ def _check_masks(inputs, mask):
                          f"{len(inputs)} inputs and {len(mask)} masks")
 
 
+def _spread(mask, x):
+    """A step mask of `x` broadcast over its last (feature) axis."""
+    return mask.unsqueeze(-1).expand(x.shape)
+
+
 def _value_mask(x):
-    """`x`'s Keras mask broadcast over its last (feature) axis; None without one."""
+    """`x`'s Keras mask spread over its features; None without one."""
     mask = getattr(x, "_keras_mask", None)
-    return None if mask is None else mask.unsqueeze(-1).expand(x.shape)
+    return None if mask is None else _spread(mask, x)
 
 
 class _MaskedExtremum(_Merge):
@@ -162,7 +167,7 @@ class Concatenate(_Merge):
         if all(m is None for m in mask):
             return None
         full = [torch.ones_like(x, dtype=torch.bool) if m is None
-                else m.unsqueeze(-1).expand(x.shape) if m.dim() < x.dim() else m
+                else _spread(m, x) if m.dim() < x.dim() else m
                 for x, m in zip(inputs, mask)]
         return torch.cat(full, dim=self.axis).any(dim=-1)
 
